@@ -1,0 +1,78 @@
+"""The ``minasd`` command line.
+
+Each sub-command lives in the module that does the work, which provides an
+``add_<name>_arguments(parser)`` and a ``run_<name>(args)`` pair; this file
+only wires them, importing each module when its command runs so that
+``minasd --help`` stays fast and a CPU-only machine never imports CUDA code it
+does not use.
+
+    minasd demo                      # main job: small synthetic set -> summary (README)
+    minasd index ROOT                # what minasd.data.index finds under a DCASE-style root
+    minasd synth --size small --out DIR
+    minasd download --machine-types fan pump --dest DIR
+    minasd train --machine-type fan --data ROOT --out runs/fan
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+# name -> (module, help). The module provides add_<name>_arguments and run_<name>.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("minasd.demo", "main job: run the pipeline at small scale on synthetic (or given) data"),
+    "index": ("minasd.data", "summarise the clips found under a DCASE-style data root"),
+    "synth": ("minasd.synth", "write a synthetic data set in the DCASE 2021 Task 2 layout"),
+    "download": ("minasd.download", "download DCASE 2021 Task 2 from Zenodo (resumable, verified)"),
+    "train": ("minasd.train", "train the two-BCE model for one machine type"),
+}
+
+
+def _hooks(name: str) -> tuple[Callable, Callable]:
+    module = importlib.import_module(COMMANDS[name][0])
+    return getattr(module, f"add_{name}_arguments"), getattr(module, f"run_{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minasd",
+        description="Anomalous sound detection with two binary cross-entropies for outlier exposure "
+        "(Kuroyanagi et al., 2022).",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"minasd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            add, _ = _hooks(name)
+        except (ImportError, AttributeError) as err:  # keep the other commands usable
+            p.set_defaults(_unavailable=f"command {name!r} is unavailable: {err}")
+            continue
+        add(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_unavailable", None):
+        print(f"minasd: {args._unavailable}", file=sys.stderr)
+        return 2
+    _, run = _hooks(args.command)
+    try:
+        result = run(args)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as err:
+        # Bad input: one clear line, no traceback (the message names the file and problem).
+        print(f"minasd {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

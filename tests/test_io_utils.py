@@ -1,0 +1,30 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minasd import io_utils
+
+
+def test_atomic_json_and_npz_round_trip(tmp_path):
+    p = io_utils.atomic_write_json(tmp_path / "a" / "x.json", {"v": np.float32(1.5), "n": np.int64(3)})
+    assert json.loads(p.read_text()) == {"v": 1.5, "n": 3}
+    z = io_utils.atomic_savez(tmp_path / "z.npz", a=np.arange(4))
+    with np.load(z, allow_pickle=False) as f:
+        assert f["a"].tolist() == [0, 1, 2, 3]
+    assert not [q for q in tmp_path.rglob("*.tmp")]
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "keep.txt"
+    target.write_text("old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        io_utils.atomic_write_text(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
