@@ -11,6 +11,9 @@ does not use.
     minasd synth --size small --out DIR
     minasd download --machine-types fan pump --dest DIR
     minasd train --machine-type fan --data ROOT --out runs/fan
+    minasd evaluate --run runs/fan
+    minasd experiment --data ROOT --out results/
+    minasd score --run runs/fan clip1.wav clip2.wav
 """
 from __future__ import annotations
 
@@ -22,11 +25,32 @@ from typing import Callable, Sequence
 # name -> (module, help). The module provides add_<name>_arguments and run_<name>.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("minasd.demo", "main job: run the pipeline at small scale on synthetic (or given) data"),
-    "index": ("minasd.data", "summarise the clips found under a DCASE-style data root"),
+    "index": ("minasd.cli", "summarise the clips found under a DCASE-style data root"),
     "synth": ("minasd.synth", "write a synthetic data set in the DCASE 2021 Task 2 layout"),
     "download": ("minasd.download", "download DCASE 2021 Task 2 from Zenodo (resumable, verified)"),
     "train": ("minasd.train", "train the two-BCE model for one machine type"),
+    "evaluate": ("minasd.evaluate", "fit the inlier models of a run and evaluate it (AUC, pAUC, DCASE files)"),
+    "experiment": ("minasd.experiment", "the paper's protocol: every type, proposed method, ablations, baseline"),
+    "score": ("minasd.detector", "score clips with a trained and evaluated run"),
 }
+
+
+def add_index_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root", help="DCASE-style data root (holding dev_data/ and/or eval_data/)")
+    parser.add_argument("--csv", default=None, help="also write the full clip index to this CSV file")
+
+
+def run_index(args: argparse.Namespace) -> int:
+    from . import data
+    from .io_utils import atomic_write_text
+
+    df = data.index(args.root)
+    print(f"{len(df)} clips under {args.root}")
+    print(data.summarize(df).to_string())
+    if args.csv:
+        atomic_write_text(args.csv, df.to_csv(index=False))
+        print(f"index written to {args.csv}")
+    return 0
 
 
 def _hooks(name: str) -> tuple[Callable, Callable]:

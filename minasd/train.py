@@ -1,0 +1,825 @@
+"""Training the encoder f with the two binary cross-entropies (Book: chapter 5).
+
+``train(TrainConfig(...))`` trains one model for one target machine type and
+writes a run directory (format: ``/work/plan/CONTRACT.md``)::
+
+    <run>/config.yaml        the TrainConfig (YAML)
+    <run>/run.json           provenance: machine type, sections, hparams, ablations,
+                             seed, data (synthetic or real), version, commit, device, ...
+    <run>/split.json         {"train": [...], "val": [...]}, paths relative to data_root
+    <run>/norm_stats.json    amplitude statistics of the target type (training split)
+    <run>/log.jsonl          one JSON object per finished epoch
+    <run>/checkpoints/last.pt, <run>/checkpoints/best.pt
+
+What the trainer does, and the choices it makes (METHOD.md; the paper is silent on
+the ones marked "choice"):
+
+* Data: every *training* clip under ``data_root`` (``dev_data`` and ``eval_data``
+  train folders) of every machine type present.  The target type's sections give
+  the K product classes (index i = ``sections[i]``); every other type is an
+  outlier-exposure negative (t = 0).
+* Split: 90 % / 10 % of the target type's training clips, stratified by section
+  and seeded (at least one validation clip per section with >= 2 clips); saved to
+  ``split.json`` because the inlier models are fitted on the 10 %.
+* Validation set (choice): the 10 % target clips plus as many clips of the other
+  types (spread evenly over them, seeded, held out from the training negatives),
+  so that L_machine is defined on validation.  Validation crops are
+  deterministic (choice): ``val_crops_per_clip`` evenly spaced 2 s crops
+  (:func:`minasd.data.segment_starts`; one crop = the centred one); no Mixup.
+  The validation loss is the same Eq. 3 over the whole validation set at once.
+  The checkpoint with the smallest validation loss is ``best.pt``.
+* Amplitude normalisation: mean/std of the target type's training-split clips
+  (:func:`minasd.data.compute_norm_stats`), applied to every clip fed to the
+  model, negatives included.
+* Input pipeline: all clips are loaded once into one flat int16 tensor on the
+  device (16-bit PCM, as DCASE and the synthetic factory write it, is stored
+  losslessly; other sources are quantised to 16 bits).  Each step takes the
+  sampler's indices, cuts random 2 s crops by index arithmetic on the device
+  (one gather, no Python loop per sample), normalises, computes the log-mel
+  (:class:`minasd.features.LogMel`) on the device, applies Mixup
+  (:mod:`minasd.mixup`), the loss (:mod:`minasd.losses`) and the optimiser.
+  On CUDA: bf16 autocast, channels_last, optional ``torch.compile``, and no host
+  synchronisation inside an epoch (running sums stay on the device).
+* Optimisation: AdamW (weight decay 0.01, torch's default; choice), OneCycleLR
+  with max lr from Table I over ``epochs * len(sampler)`` steps, batch size and
+  lambda from Table I (:func:`minasd.config.hparams_for`), 300 epochs by default.
+* Randomness: the sampler's batches, the crop positions and the Mixup draws of
+  epoch e depend only on ``(seed, e)``, so a resumed run continues as the
+  uninterrupted run would have.
+
+Resume and overwrite (``minasd train --resume`` / ``--overwrite``):
+
+* an empty or new ``out_dir`` starts a fresh run;
+* ``resume=True`` continues an unfinished run with the same configuration from
+  ``checkpoints/last.pt`` (model, optimiser, scheduler, sampler, RNG, epoch, best
+  value and the log); fields that do not change the result (device, num_workers,
+  compile, progress) may differ;
+* ``overwrite=True`` deletes the trainer's files in ``out_dir`` and starts again;
+* otherwise a run directory that holds a run (finished, unfinished, or with a
+  different configuration) is refused with an error that says which flag to use.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import yaml
+
+from . import __version__
+from .config import FEATURES, SAMPLE_RATE, SEGMENT_SECONDS, TypeHParams, hparams_for
+from .io_utils import atomic_save_torch, atomic_write_json, atomic_write_text, git_commit
+from .losses import LossParts, two_bce_loss
+from .mixup import mixup, no_mixup, product_targets
+from .model import ASDModel
+from .sampler import BalancedBatchSampler
+
+#: Fields of TrainConfig that do not change what is trained: a run may be resumed with other values.
+RUNTIME_FIELDS = ("out_dir", "device", "num_workers", "compile", "progress")
+#: Files and folders the trainer writes in a run directory (``overwrite`` deletes exactly these).
+RUN_FILES = ("config.yaml", "run.json", "split.json", "norm_stats.json", "log.jsonl", "checkpoints")
+SYNTH_MANIFEST = "minasd_synth.json"
+PCM_SCALE = 32768.0  # int16 storage: sample value = int / 32768, as soundfile reads 16-bit PCM
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; saved as ``<out_dir>/config.yaml`` (Book: chapter 5).
+
+    Attributes:
+        machine_type: target machine type (t = 1).
+        data_root: DCASE-style data root (``dev_data/``, ``eval_data/``).
+        out_dir: run directory.
+        epochs, batch_size, lr, lam: overrides of Table I (None = Table I; epochs 300).
+        device: "auto" (CUDA if available), "cpu", "cuda" or "cuda:N".
+        seed: seed of split, sampler, crops, Mixup and initial weights.
+        mixup: False for the "w/o Mixup" ablation.
+        machine_loss: False for the "only product-ID classification" ablation (drops Eq. 2).
+        pretrained: None (from scratch), "noisy_student" or a local weights file.
+        backbone: timm model name of the encoder; None = ``efficientnet_b0`` (the
+            paper; ``tf_efficientnet_b0`` with Noisy Student weights).  Another name
+            (e.g. the 10x cheaper ``mobilenetv3_small_050``) is for CPU tests and
+            quick checks only: results with it are not the paper's method.
+        val_fraction: share of the target type's training clips held out per section.
+        val_crops_per_clip: deterministic, evenly spaced 2 s crops per validation clip.
+        weight_decay: AdamW weight decay.
+        num_workers: threads that read audio files (0 = min(8, CPU count)).
+        max_train_clips_per_section: keep at most this many training clips per
+            (machine type, section), seeded; None = all (quick runs only).
+        compile: wrap the model in ``torch.compile``.
+        progress: show tqdm progress bars.
+    """
+
+    machine_type: str
+    data_root: str
+    out_dir: str
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    lam: float | None = None
+    device: str = "auto"
+    seed: int = 0
+    mixup: bool = True
+    machine_loss: bool = True
+    pretrained: str | None = None
+    backbone: str | None = None
+    val_fraction: float = 0.1
+    val_crops_per_clip: int = 1
+    weight_decay: float = 0.01
+    num_workers: int = 0
+    max_train_clips_per_section: int | None = None
+    compile: bool = False
+    progress: bool = True
+
+    def hparams(self) -> TypeHParams:
+        """Table I row of the machine type with this config's overrides."""
+        return hparams_for(self.machine_type, {"epochs": self.epochs, "batch_size": self.batch_size,
+                                               "lr": self.lr, "lam": self.lam})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainConfig":
+        """Read a config written by :meth:`save` (Book: chapter 5)."""
+        raw = yaml.safe_load(Path(path).read_text())
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
+        try:
+            return cls.from_dict(raw)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path}: {err}") from None
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.to_yaml())
+
+
+# --------------------------------------------------------------------------------------
+# data: clips, split, waveform store
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainData:
+    """The clips of a run and their waveforms, flat on one device.
+
+    Items are ordered: training items first (target type, then other types), then
+    validation items (target type, then other types).
+    """
+
+    paths: list[str]  # absolute
+    machines: list[str]
+    is_target: torch.Tensor  # (N,) float32, 1 target type
+    section_class: torch.Tensor  # (N,) int64, product class index, -1 for other types
+    offsets: torch.Tensor  # (N,) int64, start of each clip in ``waves``
+    lengths: torch.Tensor  # (N,) int64, samples
+    waves: torch.Tensor  # (total,) int16
+    n_train: int  # items [0, n_train) are training items, the rest validation
+
+    @property
+    def n_val(self) -> int:
+        return len(self.paths) - self.n_train
+
+
+def select_clips(df, cfg: TrainConfig) -> dict[str, Any]:
+    """Training clips of every type, the stratified split and the validation negatives (Book: chapter 5).
+
+    Args:
+        df: :func:`minasd.data.index` of the data root.
+        cfg: the run's config (machine_type, seed, val_fraction, max_train_clips_per_section).
+
+    Returns:
+        dict with ``sections`` (sorted target sections), ``target_train``,
+        ``target_val``, ``other_train``, ``other_val`` (lists of absolute paths,
+        sorted within each machine type and section) and ``machine_of`` / ``section_of``.
+    """
+    if not 0.0 < cfg.val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
+    train = df[df["split"] == "train"].sort_values("path", kind="stable")
+    root = Path(cfg.data_root)
+    if train.empty:
+        raise ValueError(f"no training clips under {root} (expected <root>/<dev_data|eval_data>/<type>/train/*.wav)")
+    present = sorted(train["machine"].unique())
+    if cfg.machine_type not in present:
+        raise ValueError(f"no training clips of machine type {cfg.machine_type!r} under {root}; found {present}")
+    if len(present) < 2:
+        raise ValueError(f"outlier exposure needs training clips of at least one machine type other than "
+                         f"{cfg.machine_type!r} under {root}; found only {present}")
+    rng = np.random.default_rng([cfg.seed, 20220])
+    groups: dict[tuple[str, int], list[str]] = {}
+    for (machine, section), g in train.groupby(["machine", "section"], sort=True):
+        paths = g["path"].tolist()
+        if cfg.max_train_clips_per_section is not None and len(paths) > cfg.max_train_clips_per_section:
+            keep = np.sort(rng.choice(len(paths), cfg.max_train_clips_per_section, replace=False))
+            paths = [paths[i] for i in keep]
+        groups[(machine, int(section))] = paths
+
+    sections = sorted(s for (m, s) in groups if m == cfg.machine_type)
+    target_train, target_val = [], []
+    for s in sections:
+        paths = groups[(cfg.machine_type, s)]
+        n_val = max(1, int(round(cfg.val_fraction * len(paths)))) if len(paths) >= 2 else 0
+        order = rng.permutation(len(paths))
+        val = sorted(paths[i] for i in order[:n_val])
+        target_val += val
+        target_train += [p for p in paths if p not in set(val)]
+
+    others = [m for m in present if m != cfg.machine_type]
+    other_pool = {m: sorted(p for (mm, _), ps in groups.items() if mm == m for p in ps) for m in others}
+    # as many validation negatives as validation positives, spread evenly over the other types
+    n_other_val = len(target_val)
+    counts = {m: n_other_val // len(others) for m in others}
+    for m in others[: n_other_val % len(others)]:
+        counts[m] += 1
+    other_train, other_val = [], []
+    for m in others:
+        pool = other_pool[m]
+        k = min(counts[m], max(0, len(pool) - 1))  # keep at least one training clip per type
+        pick = set(rng.choice(len(pool), k, replace=False).tolist()) if k else set()
+        other_val += [p for i, p in enumerate(pool) if i in pick]
+        other_train += [p for i, p in enumerate(pool) if i not in pick]
+    machine_of = dict(zip(train["path"], train["machine"]))
+    section_of = dict(zip(train["path"], train["section"].astype(int)))
+    return {"sections": sections, "target_train": target_train, "target_val": target_val,
+            "other_train": other_train, "other_val": other_val,
+            "machine_of": machine_of, "section_of": section_of}
+
+
+def _expected_length(path: str) -> int:
+    import soundfile as sf
+
+    info = sf.info(path)
+    if info.samplerate == SAMPLE_RATE:
+        return int(info.frames)
+    ratio = Fraction(SAMPLE_RATE, info.samplerate)  # resample_poly's output length
+    return int(math.ceil(info.frames * ratio.numerator / ratio.denominator))
+
+
+def load_waveforms(paths: list[str], device: torch.device, num_workers: int = 0,
+                   progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Read ``paths`` into one flat int16 tensor on ``device`` (Book: chapter 5).
+
+    Returns:
+        ``(waves (total,) int16, offsets (N,) int64, lengths (N,) int64)``; clip i
+        is ``waves[offsets[i]:offsets[i] + lengths[i]] / 32768``.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import load_audio
+
+    workers = num_workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        lengths = np.asarray(list(pool.map(_expected_length, paths)), dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    flat = np.empty(int(lengths.sum()), dtype=np.int16)
+
+    def fill(i: int) -> None:
+        wave = load_audio(paths[i])
+        if wave.shape[0] != lengths[i]:
+            raise ValueError(f"clip {paths[i]}: read {wave.shape[0]} samples, header says {lengths[i]}")
+        q = np.clip(np.rint(wave * PCM_SCALE), -32768, 32767)
+        flat[offsets[i]:offsets[i] + lengths[i]] = q.astype(np.int16)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(tqdm(pool.map(fill, range(len(paths))), total=len(paths), desc="loading clips",
+                  unit="clip", disable=not progress))
+    waves = torch.from_numpy(flat).to(device)
+    return waves, torch.from_numpy(offsets).to(device), torch.from_numpy(lengths).to(device)
+
+
+class CropPipeline(torch.nn.Module):
+    """Indices -> normalised 2 s crops -> log-mel, all on the device (Book: chapter 5).
+
+    Args:
+        data: the run's :class:`TrainData`.
+        mean, std: amplitude normalisation of the target type.
+        seg_len: crop length in samples (2.0 s).
+    """
+
+    def __init__(self, data: TrainData, mean: float, std: float, seg_len: int):
+        super().__init__()
+        from .features import LogMel
+
+        self.data = data
+        self.mean = float(mean)
+        self.std = float(std)
+        self.seg_len = int(seg_len)
+        self.logmel = LogMel(FEATURES).to(data.waves.device)
+        self.register_buffer("ramp", torch.arange(seg_len, device=data.waves.device), persistent=False)
+        short = (data.lengths < seg_len).nonzero()
+        if short.numel():
+            i = int(short[0, 0])
+            raise ValueError(f"clip {data.paths[i]} is {int(data.lengths[i]) / SAMPLE_RATE:.2f} s long; "
+                             f"training crops need {seg_len / SAMPLE_RATE:.1f} s")
+
+    def random_starts(self, idx: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Uniform crop starts in [0, length - seg_len] for each index, (B,) int64."""
+        room = (self.data.lengths[idx] - self.seg_len + 1).double()
+        u = torch.rand(idx.shape[0], generator=generator, device=idx.device, dtype=torch.float64)
+        return torch.minimum((u * room).long(), (room - 1).long())
+
+    def crops(self, idx: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """(B,) clip indices and (B,) starts -> normalised waveforms (B, seg_len) float32."""
+        pos = (self.data.offsets[idx] + starts)[:, None] + self.ramp[None, :]  # (B, seg_len)
+        wave = self.data.waves[pos].float() / PCM_SCALE
+        return (wave - self.mean) / self.std
+
+    def forward(self, idx: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        return self.logmel(self.crops(idx, starts))  # (B, n_mels, frames)
+
+
+def validation_starts(lengths: np.ndarray, seg_len: int, n_crops: int) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic crops of the validation clips: (item, start) pairs (Book: chapter 5).
+
+    ``n_crops`` evenly spaced crops per clip (first at 0, last at the end); with
+    ``n_crops = 1`` the centred crop.
+    """
+    from .data import segment_starts
+
+    items, starts = [], []
+    for i, n in enumerate(lengths.tolist()):
+        if n_crops == 1:
+            s = np.array([(n - seg_len) // 2])
+        else:
+            s = segment_starts(n, seg_len, n_crops)
+        items += [i] * len(s)
+        starts += s.tolist()
+    return np.asarray(items, dtype=np.int64), np.asarray(starts, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# run directory
+# --------------------------------------------------------------------------------------
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+    return dev
+
+
+def _comparable(cfg: TrainConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
+
+
+def _data_manifest(root: Path) -> dict:
+    manifest = root / SYNTH_MANIFEST
+    if manifest.is_file():
+        try:
+            content = json.loads(manifest.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{manifest} is not valid JSON: {err}") from None
+        return {"kind": "synthetic", "synthetic": True, "manifest": content}
+    return {"kind": "real", "synthetic": False}
+
+
+def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Check ``out_dir`` against the flags; returns True when a run is to be resumed."""
+    out = Path(cfg.out_dir)
+    if resume and overwrite:
+        raise ValueError("pass either resume or overwrite, not both")
+    cfg_path = out / "config.yaml"
+    if not cfg_path.exists():
+        leftovers = [n for n in RUN_FILES if (out / n).exists()]
+        if leftovers and not overwrite:
+            raise FileExistsError(f"{out} holds trainer files {leftovers} but no config.yaml; "
+                                  "pass --overwrite to start a new run there")
+        if overwrite:
+            _remove_run_files(out)
+        return False
+    if overwrite:
+        _remove_run_files(out)
+        return False
+    old = TrainConfig.from_yaml(cfg_path)
+    a, b = _comparable(old), _comparable(cfg)
+    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    if diff:
+        raise FileExistsError(
+            f"{out} holds a run with a different configuration ({', '.join(f'{k}: {v[0]!r} there, {v[1]!r} now' for k, v in diff.items())}); "
+            "choose another --out, or pass --overwrite to delete that run"
+        )
+    meta_path = out / "run.json"
+    finished = meta_path.exists() and json.loads(meta_path.read_text()).get("status") == "finished"
+    if finished:
+        raise FileExistsError(f"{out} holds a finished run; pass --overwrite to train it again, or choose another --out")
+    if not resume:
+        raise FileExistsError(f"{out} holds an unfinished run; pass --resume to continue it from "
+                              "checkpoints/last.pt, or --overwrite to start over")
+    return True
+
+
+def _remove_run_files(out: Path) -> None:
+    for name in RUN_FILES:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir())
+        if others:
+            warnings.warn(f"--overwrite removed the trainer's files in {out}; other files stay and may be stale: {others}")
+
+
+def _write_log(out: Path, history: list[dict]) -> None:
+    atomic_write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+
+
+def _plain_model(model: torch.nn.Module) -> ASDModel:
+    return getattr(model, "_orig_mod", model)
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+
+
+def _epoch_generator(device: torch.device, seed: int, epoch: int, stream: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] >> 1))
+    return g
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, pipe: CropPipeline, items: torch.Tensor, starts: torch.Tensor,
+             n_sections: int, lam: float, use_machine_loss: bool, batch_size: int,
+             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Eq. 3 over a whole set of fixed crops, plus section and machine accuracy (Book: chapter 5).
+
+    The set is processed in chunks, but the parts are summed so that the result is
+    the loss of the whole set as one batch (L_machine averaged over all crops,
+    L_product normalised by K times all target crops).
+    """
+    was_training = model.training
+    model.eval()
+    data = pipe.data
+    dev = items.device
+    m_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    p_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    p_norm = torch.zeros((), device=dev, dtype=torch.float64)
+    sec_ok = torch.zeros((), device=dev, dtype=torch.float64)
+    mach_ok = torch.zeros((), device=dev, dtype=torch.float64)
+    for lo in range(0, items.shape[0], batch_size):
+        idx, st = items[lo:lo + batch_size], starts[lo:lo + batch_size]
+        x = pipe(idx, st)
+        t = data.is_target[idx]
+        cls = data.section_class[idx]
+        y = product_targets(cls, t, n_sections)
+        with torch.autocast(device_type=dev.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
+            _, ml, pl = model(_to_model_input(x))
+        parts = two_bce_loss(ml.float(), pl.float(), t, y, lam=lam)
+        m_sum += parts.machine.double() * idx.shape[0]
+        p_sum += parts.product.double() * parts.n_target.double()
+        p_norm += parts.n_target.double()
+        sec_ok += ((pl.argmax(1) == cls) & (t > 0)).sum()
+        mach_ok += ((ml > 0).float() == t).sum()
+    model.train(was_training)
+    n = items.shape[0]
+    n_target = float((data.is_target[items] > 0).sum())
+    machine = float(m_sum) / n
+    product = float(p_sum / p_norm) if float(p_norm) > 0 else 0.0
+    total = (machine if use_machine_loss else 0.0) + lam * product
+    return {"val_loss": total, "val_machine": machine, "val_product": product,
+            "val_section_acc": float(sec_ok) / n_target if n_target else float("nan"),
+            "val_machine_acc": float(mach_ok) / n, "val_crops": n}
+
+
+def _to_model_input(x: torch.Tensor) -> torch.Tensor:
+    x = x.unsqueeze(1)  # (B, 1, n_mels, frames)
+    if x.is_cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, pipe: CropPipeline,
+               idx: torch.Tensor, generator: torch.Generator | None, n_sections: int, lam: float,
+               use_mixup: bool, use_machine_loss: bool, autocast_dtype: torch.dtype | None) -> LossParts:
+    """One whole training step: crops, log-mel, Mixup, loss, optimiser (Book: chapter 5).
+
+    Args:
+        idx: (B,) item indices on the device (from the sampler).
+        generator: device generator for crop positions and Mixup.
+        autocast_dtype: torch.bfloat16 on CUDA, None on CPU (float32).
+
+    Returns:
+        the batch's :class:`LossParts` (tensors on the device; no host synchronisation).
+    """
+    data = pipe.data
+    starts = pipe.random_starts(idx, generator)
+    x = pipe(idx, starts)  # (B, n_mels, frames)
+    t = data.is_target[idx]
+    y = product_targets(data.section_class[idx], t, n_sections)
+    batch = mixup(x, t, y, generator=generator) if use_mixup else no_mixup(x, t, y)
+    with torch.autocast(device_type=x.device.type, dtype=autocast_dtype or torch.bfloat16,
+                        enabled=autocast_dtype is not None):
+        _, ml, pl = model(_to_model_input(batch.x))
+    parts = two_bce_loss(ml.float(), pl.float(), batch.t, batch.product_target, lam=lam,
+                         has_target=batch.has_target, use_machine_loss=use_machine_loss)
+    optimizer.zero_grad(set_to_none=True)
+    parts.total.backward()
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return parts
+
+
+def build_data(cfg: TrainConfig, device: torch.device) -> tuple[TrainData, dict, Any]:
+    """Index the root, select and split clips, compute norm stats, load waveforms (Book: chapter 5)."""
+    from . import data as data_mod
+
+    df = data_mod.index(cfg.data_root)
+    sel = select_clips(df, cfg)
+    stats = data_mod.compute_norm_stats(sel["target_train"], progress=cfg.progress)
+    order = sel["target_train"] + sel["other_train"] + sel["target_val"] + sel["other_val"]
+    n_train = len(sel["target_train"]) + len(sel["other_train"])
+    class_of = {s: i for i, s in enumerate(sel["sections"])}
+    machines = [sel["machine_of"][p] for p in order]
+    is_target = torch.tensor([1.0 if m == cfg.machine_type else 0.0 for m in machines], device=device)
+    section_class = torch.tensor([class_of[sel["section_of"][p]] if m == cfg.machine_type else -1
+                                  for p, m in zip(order, machines)], dtype=torch.int64, device=device)
+    waves, offsets, lengths = load_waveforms(order, device, cfg.num_workers, cfg.progress)
+    td = TrainData(paths=order, machines=machines, is_target=is_target, section_class=section_class,
+                   offsets=offsets, lengths=lengths, waves=waves, n_train=n_train)
+    return td, sel, stats
+
+
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+          callback: Callable[[int, dict], None] | None = None) -> Path:
+    """Train one machine type's model and write its run directory (Book: chapter 5).
+
+    Args:
+        cfg: the run's :class:`TrainConfig`.
+        resume: continue an unfinished run in ``cfg.out_dir`` from ``checkpoints/last.pt``.
+        overwrite: delete the trainer's files in ``cfg.out_dir`` first.
+        callback: called as ``callback(epoch, record)`` after each epoch's
+            checkpoints and log are written (epoch counts from 1).
+
+    Returns:
+        the run directory.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds a run that the flags do not allow to touch.
+        ValueError: bad data or configuration (the message names the file or field).
+
+    >>> # train(TrainConfig("fan", "data/dcase2021", "runs/fan"))   # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from . import data as data_mod
+
+    cfg = dataclasses.replace(cfg, data_root=str(Path(cfg.data_root).resolve()),
+                              out_dir=str(Path(cfg.out_dir).resolve()))
+    hp = cfg.hparams()
+    device = _resolve_device(cfg.device)
+    if not Path(cfg.data_root).is_dir():
+        raise FileNotFoundError(f"data root {cfg.data_root} does not exist")
+    out = Path(cfg.out_dir)
+    resuming = _prepare_run_dir(cfg, resume, overwrite)
+    if resuming and not (out / "checkpoints" / "last.pt").exists():
+        resuming = False  # interrupted before the first epoch ended: start from scratch
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out / "config.yaml")
+
+    td, sel, stats = build_data(cfg, device)
+    root = Path(cfg.data_root)
+    rel = lambda p: Path(os.path.relpath(p, root)).as_posix()  # noqa: E731
+    split = {"train": [rel(p) for p in sel["target_train"]], "val": [rel(p) for p in sel["target_val"]],
+             "other_train": [rel(p) for p in sel["other_train"]], "other_val": [rel(p) for p in sel["other_val"]]}
+    if resuming:
+        old = json.loads((out / "split.json").read_text())
+        if old != split:
+            raise ValueError(f"{out / 'split.json'} differs from the split this data root gives now; "
+                             "the data changed since the run started: pass --overwrite to start over")
+    atomic_write_json(out / "split.json", split)
+    data_mod.save_norm_stats({cfg.machine_type: stats}, out / "norm_stats.json")
+
+    # the model's initial weights depend on the seed only
+    torch.manual_seed(cfg.seed)
+    n_sections = len(sel["sections"])
+    model = ASDModel(n_sections=n_sections, pretrained=cfg.pretrained, backbone=cfg.backbone).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    plain = model
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=cfg.weight_decay)
+    train_types = td.machines[: td.n_train]
+    sampler = BalancedBatchSampler(train_types, cfg.machine_type, hp.batch_size, seed=cfg.seed)
+    steps_per_epoch = len(sampler)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=hp.epochs * steps_per_epoch)
+    if cfg.compile:
+        model = torch.compile(model)
+    seg_len = int(SEGMENT_SECONDS * SAMPLE_RATE)
+    pipe = CropPipeline(td, stats.mean, stats.std, seg_len)
+    v_items, v_starts = validation_starts(td.lengths[td.n_train:].cpu().numpy(), seg_len, cfg.val_crops_per_clip)
+    v_items = torch.from_numpy(v_items + td.n_train).to(device)
+    v_starts = torch.from_numpy(v_starts).to(device)
+    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+
+    start_epoch, best_val, best_epoch, history = 0, math.inf, None, []
+    if resuming:
+        ck = torch.load(out / "checkpoints" / "last.pt", map_location=device, weights_only=False)
+        plain.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        scheduler.load_state_dict(ck["scheduler"])
+        sampler.load_state_dict(ck["sampler"])
+        torch.set_rng_state(ck["torch_rng"])
+        start_epoch, best_val, best_epoch, history = ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"]
+        _write_log(out, history)  # drop any line written after the checkpoint
+        print(f"[train] resuming {out} after epoch {start_epoch} of {hp.epochs}")
+
+    meta = {
+        "machine_type": cfg.machine_type,
+        "sections": sel["sections"],
+        "hparams": hp.to_dict(),
+        "ablation": {"mixup": cfg.mixup, "machine_loss": cfg.machine_loss},
+        "seed": cfg.seed,
+        "pretrained": cfg.pretrained,
+        "data_root": cfg.data_root,
+        "data": _data_manifest(root),
+        "minasd_version": __version__,
+        "git_commit": git_commit(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_version": torch.__version__,
+        "features": dataclasses.asdict(FEATURES),
+        "segment_seconds": SEGMENT_SECONDS,
+        "model": plain.to_spec(),
+        "config": cfg.to_dict(),
+        "counts": {"target_train": len(sel["target_train"]), "target_val": len(sel["target_val"]),
+                   "other_train": len(sel["other_train"]), "other_val": len(sel["other_val"]),
+                   "steps_per_epoch": steps_per_epoch, "val_crops": int(v_items.shape[0])},
+        "norm_stats": {"mean": stats.mean, "std": stats.std, "n_clips": stats.n_clips},
+        "status": "running",
+        "epochs_done": start_epoch,
+        "best_epoch": best_epoch,
+        "best_val_loss": None if best_epoch is None else best_val,
+    }
+    atomic_write_json(out / "run.json", meta)
+    print(f"[train] {cfg.machine_type}: {meta['counts']['target_train']} target + "
+          f"{meta['counts']['other_train']} other-type training clips, {meta['counts']['target_val']} + "
+          f"{meta['counts']['other_val']} validation clips, K={n_sections}, device {device}, "
+          f"{hp.epochs} epochs x {steps_per_epoch} steps of {hp.batch_size}")
+
+    bar = tqdm(total=hp.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=f"train {cfg.machine_type}",
+               unit="step", disable=not cfg.progress)
+    model.train()
+    for epoch in range(start_epoch, hp.epochs):
+        t0 = time.perf_counter()
+        sampler.set_epoch(epoch)
+        batches = sampler.epoch_batches()
+        flat = torch.from_numpy(np.concatenate(batches)).to(device, non_blocking=True)
+        bounds = np.cumsum([0] + [len(b) for b in batches]).tolist()
+        gen = _epoch_generator(device, cfg.seed, epoch, 0)
+        torch.manual_seed(cfg.seed * 100003 + epoch)  # any stray use of the global RNG
+        sums = torch.zeros(3, device=device, dtype=torch.float64)
+        n_crops = 0
+        for b in range(len(batches)):
+            idx = flat[bounds[b]:bounds[b + 1]]
+            parts = train_step(model, optimizer, scheduler, pipe, idx, gen, n_sections, hp.lam,
+                               cfg.mixup, cfg.machine_loss, autocast_dtype)
+            sums += torch.stack([parts.total.detach(), parts.machine.detach(), parts.product.detach()]).double()
+            n_crops += idx.shape[0]
+            bar.update(1)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_seconds = time.perf_counter() - t0
+        means = (sums / len(batches)).tolist()
+        val = evaluate(model, pipe, v_items, v_starts, n_sections, hp.lam, cfg.machine_loss,
+                       batch_size=max(hp.batch_size, 64), autocast_dtype=autocast_dtype)
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch + 1, "train_loss": means[0], "train_machine": means[1], "train_product": means[2],
+                  **val, "lr": scheduler.get_last_lr()[0], "seconds": seconds, "train_seconds": train_seconds,
+                  "crops_per_s": n_crops / train_seconds, "best": False}
+        if val["val_loss"] < best_val:
+            best_val, best_epoch, record["best"] = val["val_loss"], epoch + 1, True
+        history.append(record)
+        bar.set_postfix(loss=f"{means[0]:.3f}", val=f"{val['val_loss']:.3f}", acc=f"{val['val_section_acc']:.2f}")
+        spec = plain.to_spec()
+        if record["best"]:
+            atomic_save_torch({"model": plain.state_dict(), "epoch": epoch + 1, "val_loss": best_val,
+                               "model_spec": spec}, out / "checkpoints" / "best.pt")
+        sampler_state = {"seed": cfg.seed, "epoch": epoch + 1, "batches_done": 0}
+        atomic_save_torch({
+            "model": plain.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "sampler": sampler_state, "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
+            "best_val": best_val, "best_epoch": best_epoch, "history": history, "model_spec": spec,
+            "config": cfg.to_dict(),
+        }, out / "checkpoints" / "last.pt")
+        _write_log(out, history)
+        meta.update(epochs_done=epoch + 1, best_epoch=best_epoch, best_val_loss=best_val)
+        atomic_write_json(out / "run.json", meta)
+        if callback is not None:
+            callback(epoch + 1, record)
+    bar.close()
+    meta.update(status="finished")
+    atomic_write_json(out / "run.json", meta)
+    print(f"[train] done: best validation loss {best_val:.4f} at epoch {best_epoch}; run in {out}")
+    return out
+
+
+def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[ASDModel, dict]:
+    """Rebuild a run's model from ``<run_dir>/checkpoints/<which>.pt`` (Book: chapter 5).
+
+    Args:
+        run_dir: a run directory written by :func:`train`.
+        which: "best" (smallest validation loss) or "last".
+        device: where to put the model.
+
+    Returns:
+        ``(model in eval mode, run_meta)``; ``run_meta`` is ``run.json`` plus
+        ``run_dir`` and ``checkpoint`` (which, epoch).
+    """
+    run_dir = Path(run_dir)
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+    meta_path = run_dir / "run.json"
+    ck_path = run_dir / "checkpoints" / f"{which}.pt"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} does not exist: {run_dir} is not a training run directory")
+    if not ck_path.is_file():
+        raise FileNotFoundError(f"checkpoint {ck_path} does not exist (has the run finished an epoch?)")
+    meta = json.loads(meta_path.read_text())
+    ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+    model = ASDModel.from_spec(ck.get("model_spec", meta["model"]))
+    model.load_state_dict(ck["model"])
+    model.to(device).eval()
+    meta["run_dir"] = str(run_dir)
+    meta["checkpoint"] = {"which": which, "epoch": ck["epoch"]}
+    return model, meta
+
+
+# --------------------------------------------------------------------------------------
+# command line (wired into `minasd train` by minasd.cli)
+# --------------------------------------------------------------------------------------
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``minasd train`` (Book: chapter 5)."""
+    parser.add_argument("--machine-type", required=True, help="target machine type, e.g. fan")
+    parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root (dev_data/, eval_data/)")
+    parser.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/fan")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: Table I, 300)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: Table I)")
+    parser.add_argument("--lr", type=float, default=None, help="max learning rate of OneCycleLR (default: Table I)")
+    parser.add_argument("--lam", type=float, default=None, help="lambda of Eq. 3 (default: Table I)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--no-mixup", action="store_true", help="ablation: train without Mixup")
+    parser.add_argument("--product-loss-only", action="store_true",
+                        help="ablation: drop L_machine (Eq. 2), only product-ID classification")
+    parser.add_argument("--pretrained", default=None,
+                        help="'noisy_student' (needs the Hugging Face hub) or a local EfficientNet-B0 state dict; "
+                             "default: from scratch")
+    parser.add_argument("--backbone", default=None,
+                        help="timm encoder (default efficientnet_b0, the paper's); others are for quick checks only")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share per section (default 0.1)")
+    parser.add_argument("--val-crops-per-clip", type=int, default=1, help="fixed validation crops per clip (default 1)")
+    parser.add_argument("--max-train-clips-per-section", type=int, default=None,
+                        help="use at most this many training clips per type and section (quick runs)")
+    parser.add_argument("--num-workers", type=int, default=0, help="threads reading audio (default: auto)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help="continue the unfinished run in --out from checkpoints/last.pt (same configuration)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="delete the trainer's files in --out and train from scratch")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``minasd train`` (Book: chapter 5)."""
+    cfg = TrainConfig(
+        machine_type=args.machine_type, data_root=str(args.data), out_dir=str(args.out),
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lam=args.lam, device=args.device,
+        seed=args.seed, mixup=not args.no_mixup, machine_loss=not args.product_loss_only,
+        pretrained=args.pretrained, backbone=args.backbone, val_fraction=args.val_fraction, val_crops_per_clip=args.val_crops_per_clip,
+        num_workers=args.num_workers, max_train_clips_per_section=args.max_train_clips_per_section,
+        compile=args.compile, progress=not args.quiet,
+    )
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
+    return 0

@@ -1,0 +1,265 @@
+"""Figures of the book (chapters 2, 4, 5, 6, 7).
+
+Every function returns a :class:`matplotlib.figure.Figure` built without
+pyplot (no global figure state, nothing shown twice in a notebook, no
+``plt.show``), and every figure prints its ``caption``: one line saying which
+data (real DCASE 2021 or synthetic, which run, which split) and which scale
+produced it.  The chapter decides whether to display or save it.
+"""
+from __future__ import annotations
+
+import textwrap
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .config import FEATURES
+
+OTHER_GROUP = "other types"  # group name drawn in grey in plot_tsne
+
+
+def _figure(caption: str, width: float = 6.4, height: float = 4.2, **subplot_kw) -> tuple[Figure, np.ndarray]:
+    if not isinstance(caption, str) or not caption.strip():
+        raise ValueError("every figure needs a caption saying which data and scale produced it")
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(squeeze=False, **subplot_kw)
+    # The caption is the figure's supxlabel: constrained layout reserves room for it.
+    fig.supxlabel("\n".join(textwrap.wrap(caption, width=int(width * 15))), fontsize=7.5, ha="left", x=0.01,
+                  color="0.3")
+    return fig, axes
+
+
+def plot_roc(curves: Mapping[str, tuple], *, caption: str, max_fpr: float | None = 0.1,
+             title: str | None = None) -> Figure:
+    """ROC curves, one line per entry of ``curves`` (name -> (fpr, tpr)).
+
+    The region FPR <= ``max_fpr`` (where pAUC is measured) is shaded.  Book: chapter 7.
+    """
+    fig, axes = _figure(caption, 4.8, 4.6)
+    ax = axes[0, 0]
+    if max_fpr:
+        ax.axvspan(0, max_fpr, color="0.92", zorder=0, label=f"pAUC region (FPR <= {max_fpr:g})")
+    ax.plot([0, 1], [0, 1], ls=":", color="0.5", lw=1)
+    for name, (fpr, tpr) in curves.items():
+        ax.plot(fpr, tpr, drawstyle="default", label=name)
+    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false-positive rate", ylabel="true-positive rate",
+           title=title or "ROC", aspect="equal")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def plot_score_distributions(scores, labels, *, caption: str, names: tuple[str, str] = ("normal", "anomalous"),
+                             threshold: float | None = None, bins: int = 30, title: str | None = None,
+                             xlabel: str = "anomaly score (higher = more anomalous)") -> Figure:
+    """Histograms of anomaly scores of normal (label 0) and anomalous (label 1) clips.
+
+    Book: chapter 7.
+    """
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels)
+    fig, axes = _figure(caption)
+    ax = axes[0, 0]
+    edges = np.histogram_bin_edges(s, bins=bins)
+    for value, name, color in ((0, names[0], "tab:blue"), (1, names[1], "tab:red")):
+        if (y == value).any():
+            ax.hist(s[y == value], bins=edges, alpha=0.55, color=color, label=f"{name} (n={(y == value).sum()})")
+    if threshold is not None:
+        ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:.3g}")
+    ax.set(xlabel=xlabel, ylabel="clips", title=title or "score distributions")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def tsne_2d(embeddings, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
+    """2-D t-SNE coordinates of (N, D) embeddings (stored in result files for the book).
+
+    Perplexity must be below N; for small N it is lowered to ``(N - 1) / 3``
+    (a warning says so) rather than failing.
+
+    Returns:
+        (N, 2) float32 coordinates.  Book: chapter 6.
+    """
+    import warnings
+
+    from sklearn.manifold import TSNE
+
+    x = np.asarray(embeddings, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] < 4:
+        raise ValueError(f"t-SNE needs (N, D) embeddings with N >= 4, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("embeddings for t-SNE contain NaN or inf")
+    limit = (x.shape[0] - 1) / 3.0
+    if perplexity > limit:
+        warnings.warn(f"perplexity {perplexity} too large for {x.shape[0]} points; using {limit:.1f}", stacklevel=2)
+        perplexity = limit
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    return tsne.fit_transform(x).astype(np.float32)
+
+
+def plot_tsne(embeddings, groups: Sequence[str], anomalous=None, *, caption: str, coords=None,
+              perplexity: float = 30.0, seed: int = 0, title: str | None = None) -> Figure:
+    """The paper's Fig. 3: t-SNE of embeddings, colour = group, marker = normal/anomalous.
+
+    Typical groups: ``"section 03"``, ``"section 04"``, ... for the target type's
+    test clips and ``"other types"`` (drawn in grey, behind) for the other
+    machine types.
+
+    Args:
+        embeddings: (N, D) embeddings, or None when ``coords`` is given.
+        groups: (N,) group name of each point.
+        anomalous: (N,) bool, True for anomalous clips (marker x); None = all normal.
+        coords: precomputed (N, 2) coordinates (e.g. from a result file); skips t-SNE.
+        perplexity, seed: passed to :func:`tsne_2d`.
+
+    Book: chapter 6.
+    """
+    xy = np.asarray(coords if coords is not None else tsne_2d(embeddings, seed, perplexity), dtype=float)
+    g = np.asarray(groups).astype(str)
+    a = np.zeros(len(g), bool) if anomalous is None else np.asarray(anomalous, bool)
+    if xy.shape != (len(g), 2) or a.shape != g.shape:
+        raise ValueError(f"coords {xy.shape}, groups {g.shape} and anomalous {a.shape} must describe the same N points")
+    fig, axes = _figure(caption, 6.4, 5.2)
+    ax = axes[0, 0]
+    names = [n for n in dict.fromkeys(g) if n != OTHER_GROUP]
+    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    colors[OTHER_GROUP] = "0.75"
+    for name in ([OTHER_GROUP] if OTHER_GROUP in g else []) + names:
+        for flag, marker, kind in ((False, "o", "normal"), (True, "x", "anomalous")):
+            m = (g == name) & (a == flag)
+            if m.any():
+                ax.scatter(xy[m, 0], xy[m, 1], s=10 if marker == "o" else 14, marker=marker, c=colors[name],
+                           linewidths=0.8, alpha=0.8, label=f"{name}, {kind}")
+    ax.set(xticks=[], yticks=[], title=title or "t-SNE of embeddings")
+    ax.legend(fontsize=7, markerscale=1.5, loc="best")
+    return fig
+
+
+def plot_training_curves(records: Sequence[Mapping], *, caption: str, x: str = "epoch",
+                         keys: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Per-epoch curves from ``log.jsonl`` records: losses in one panel, the rest in a second.
+
+    Args:
+        records: one dict per epoch, with ``x`` and numeric entries.
+        keys: entries to plot; default every numeric entry except ``x``.
+
+    Book: chapter 5.
+    """
+    if not records:
+        raise ValueError("no training-log records to plot")
+    if keys is None:
+        keys = [k for k in dict.fromkeys(k for r in records for k in r)
+                if k != x and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                                  for r in records if k in r)]
+    loss_keys = [k for k in keys if "loss" in k]
+    other_keys = [k for k in keys if "loss" not in k]
+    panels = [p for p in (loss_keys, other_keys) if p]
+    if not panels:
+        raise ValueError(f"no numeric entries to plot in the training log (keys: {sorted(records[0])})")
+    fig, axes = _figure(caption, 4.2 * len(panels), 3.6, ncols=len(panels))
+    for ax, panel in zip(axes[0], panels):
+        for k in panel:
+            pts = [(r.get(x, i), r[k]) for i, r in enumerate(records) if k in r and r[k] is not None]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=k)
+        ax.set(xlabel=x, ylabel="loss" if panel is loss_keys else "value")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_title(title or "training")
+    return fig
+
+
+def plot_spectrogram(logmel, *, caption: str, title: str | None = None, cfg=FEATURES) -> Figure:
+    """A log-mel spectrogram (n_mels, frames), time in seconds on x.  Book: chapter 2."""
+    m = np.asarray(logmel, dtype=float)
+    if m.ndim != 2:
+        raise ValueError(f"log-mel must be (n_mels, frames), got shape {m.shape}")
+    fig, axes = _figure(caption, 6.4, 3.6)
+    ax = axes[0, 0]
+    seconds = m.shape[1] * cfg.hop_length / cfg.sample_rate
+    im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", extent=(0, seconds, 0, m.shape[0]))
+    ax.set(xlabel="time [s]", ylabel=f"mel bin ({cfg.f_min:g}-{cfg.f_max:g} Hz)", title=title or "log-mel spectrogram")
+    fig.colorbar(im, ax=ax, label="log mel power")
+    return fig
+
+
+def plot_spectrogram_grid(logmels: Mapping[str, object], *, caption: str, ncols: int = 4,
+                          title: str | None = None, cfg=FEATURES) -> Figure:
+    """Several log-mel spectrograms (name -> (n_mels, frames)) on a shared colour scale.
+
+    Book: chapter 1 (one panel per machine type, or per anomaly kind).
+    """
+    if not logmels:
+        raise ValueError("no spectrograms to plot")
+    names = list(logmels)
+    mats = [np.asarray(logmels[k], dtype=float) for k in names]
+    for name, m in zip(names, mats):
+        if m.ndim != 2:
+            raise ValueError(f"log-mel {name!r} must be (n_mels, frames), got shape {m.shape}")
+    ncols = min(ncols, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = _figure(caption, 3.0 * ncols + 0.6, 2.3 * nrows + 0.5, nrows=nrows, ncols=ncols,
+                        sharex=True, sharey=True)
+    lo = float(np.percentile(np.concatenate([m.ravel() for m in mats]), 1))
+    hi = float(max(m.max() for m in mats))
+    im = None
+    for ax, name, m in zip(axes.ravel(), names, mats):
+        seconds = m.shape[1] * cfg.hop_length / cfg.sample_rate
+        im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=lo, vmax=hi,
+                       extent=(0, seconds, 0, m.shape[0]))
+        ax.set_title(name, fontsize=9)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_axis_off()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mel bin")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("time [s]")
+    fig.colorbar(im, ax=axes.ravel().tolist(), label="log mel power", shrink=0.8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_batch_composition(batches: Sequence[Sequence[str]], *, target: str, caption: str,
+                           title: str | None = None) -> Figure:
+    """Stacked bars: how many samples of each machine type every batch holds.
+
+    Args:
+        batches: per batch, the machine type of each sample.
+        target: the target machine type (drawn first, in black).
+
+    Book: chapter 4.
+    """
+    if not batches:
+        raise ValueError("no batches to plot")
+    types = [target] + sorted({m for b in batches for m in b} - {target})
+    counts = np.array([[sum(1 for m in b if m == t) for t in types] for b in batches])  # (n_batches, n_types)
+    fig, axes = _figure(caption, 6.4, 3.8)
+    ax = axes[0, 0]
+    bottom = np.zeros(len(batches))
+    for j, t in enumerate(types):
+        ax.bar(np.arange(len(batches)), counts[:, j], bottom=bottom, color="0.15" if t == target else f"C{j % 10}",
+               label=f"{t} (target)" if t == target else t, width=0.85)
+        bottom += counts[:, j]
+    ax.set(xlabel="batch", ylabel="samples", title=title or f"batch composition, target = {target}")
+    ax.legend(fontsize=7, ncols=2, loc="upper right")
+    return fig
+
+
+def plot_section_table(table, *, caption: str, value: str = "AUC", title: str | None = None) -> Figure:
+    """Heatmap of ``value`` per machine type (rows) and section (columns) from
+    :func:`minasd.metrics.section_table` (summary rows included).  Book: chapter 7."""
+    if value not in table.columns:
+        raise ValueError(f"column {value!r} not in the table; columns are {list(table.columns)}")
+    grid = table.pivot(index="machine", columns="section", values=value)
+    grid = grid.reindex(index=list(dict.fromkeys(table["machine"])), columns=list(dict.fromkeys(table["section"])))
+    fig, axes = _figure(caption, 1.1 * grid.shape[1] + 2.5, 0.45 * grid.shape[0] + 1.8)
+    ax = axes[0, 0]
+    data = grid.to_numpy(dtype=float)
+    im = ax.imshow(data, cmap="viridis", aspect="auto")
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7,
+                    color="w" if v < np.nanmean(data) else "k")
+    ax.set_xticks(range(grid.shape[1]), grid.columns)
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    ax.set(xlabel="section", title=title or value)
+    fig.colorbar(im, ax=ax, label=value)
+    return fig

@@ -1,0 +1,126 @@
+"""Tests of minasd.metrics: AUC/pAUC on known orderings, harmonic means, Table II, DCASE files."""
+import csv
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from minasd.metrics import (auc_pauc, harmonic_mean, read_scores_csv, roc_points, section_table, summary_row,
+                            write_anomaly_scores, write_decisions)
+
+
+def test_auc_pauc_known_orderings():
+    y = np.array([0] * 10 + [1] * 10)
+    perfect = np.arange(20.0)
+    assert auc_pauc(y, perfect) == (1.0, 1.0)
+    assert auc_pauc(y, -perfect) == (0.0, pytest.approx(0.5 * (1 + (0 - 0.005) / (0.1 - 0.005))))
+    # constant scores: AUC 0.5 and, standardised (McClish), pAUC 0.5
+    assert auc_pauc(y, np.zeros(20)) == (0.5, pytest.approx(0.5))
+    # one swap of the top normal above the lowest anomaly: AUC = 1 - 1/100
+    s = perfect.copy()
+    s[9], s[10] = s[10], s[9]
+    auc, pauc = auc_pauc(y, s)
+    assert auc == pytest.approx(0.99)
+    # the swap costs area only at FPR 0.1 (first normal ranked above one anomaly): pAUC < 1
+    assert pauc == pytest.approx(roc_auc_score(y, s, max_fpr=0.1)) and pauc < 1.0
+
+
+def test_auc_errors_name_section():
+    with pytest.raises(ValueError, match="section 03: .*all 4 clips are normal"):
+        auc_pauc([0, 0, 0, 0], [1, 2, 3, 4], section=3)
+    with pytest.raises(ValueError, match="NaN"):
+        auc_pauc([0, 1], [0.0, np.nan])
+    with pytest.raises(ValueError, match="0 \\(normal\\) or 1"):
+        auc_pauc([0, 2], [0.0, 1.0])
+
+
+def test_harmonic_mean():
+    assert harmonic_mean([0.5, 1.0]) == pytest.approx(2 / 3)
+    assert harmonic_mean([0.8] * 5) == pytest.approx(0.8)
+    assert harmonic_mean([1, 2, 4]) == pytest.approx(3 / (1 + 0.5 + 0.25))
+    for bad in ([0.5, 0.0], [0.5, -1.0], [], [np.nan]):
+        with pytest.raises(ValueError):
+            harmonic_mean(bad)
+
+
+def test_section_table_definitions():
+    recs = [dict(machine="pump", section=3, auc=0.8, pauc=0.5), dict(machine="pump", section=4, auc=0.6, pauc=0.4),
+            dict(machine="fan", section=3, auc=0.9, pauc=0.7)]
+    t = section_table(recs)
+    assert list(t["machine"]) == ["fan", "fan", "pump", "pump", "pump", "All"]  # config order, then All
+    assert list(t["section"]) == ["03", "Har-mean", "03", "04", "Har-mean", "Har-mean"]
+    pump = t[(t.machine == "pump") & (t.section == "Har-mean")].iloc[0]
+    assert pump.AUC == pytest.approx(100 * 2 / (1 / 0.8 + 1 / 0.6))
+    assert pump.hmean == pytest.approx(100 * 4 / (1 / 0.8 + 1 / 0.5 + 1 / 0.6 + 1 / 0.4))  # all 2n values
+    allrow = t.iloc[-1]
+    vals = [0.8, 0.5, 0.6, 0.4, 0.9, 0.7]
+    assert allrow.hmean == pytest.approx(100 * 6 / sum(1 / v for v in vals))
+    row = summary_row(t)
+    assert list(row.index) == ["fan", "pump", "All/Har-mean"] and row["pump"] == pump.hmean
+    assert section_table(recs, percent=False).iloc[-1].hmean == pytest.approx(allrow.hmean / 100)
+    with pytest.raises(ValueError, match="pump section 03 appears more than once"):
+        section_table(recs + [recs[0]])
+    with pytest.raises(ValueError, match="fan section 05 has AUC=0.0"):
+        section_table(recs + [dict(machine="fan", section=5, auc=0.0, pauc=0.47)])
+
+
+def test_roc_points_compact_and_monotone():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(500), np.ones(500)].astype(int)
+    s = rng.normal(size=1000) + y
+    fpr, tpr = roc_points(y, s, max_points=50)
+    assert len(fpr) <= 50 and len(fpr) == len(tpr)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+    # compact curve's trapezoid area stays close to the AUC
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auc_pauc(y, s)[0], abs=0.02)
+
+
+def _evaluator_auc(score_csv, truth):
+    """A small re-implementation of the DCASE evaluator's reading: csv rows of two fields."""
+    with open(score_csv, newline="") as fh:
+        scores = {row[0]: float(row[1]) for row in csv.reader(fh)}
+    names = sorted(truth)
+    return roc_auc_score([truth[n] for n in names], [scores[n] for n in names])
+
+
+def test_dcase_files_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    names = [f"/data/eval/ToyCar/test/section_03_source_test_{i:04d}.wav" for i in range(20)]
+    y = np.r_[np.zeros(10), np.ones(10)].astype(int)
+    s = rng.normal(size=20) + y * 1e-9 + y  # full precision matters for ties
+    path = write_anomaly_scores(tmp_path, "ToyCar", 3, names, s)
+    assert path.name == "anomaly_score_ToyCar_section_03_test.csv"
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("section_03_source_test_0000.wav,")  # bare name, no header
+    got_names, got = read_scores_csv(path)
+    assert got_names == [n.rsplit("/", 1)[1] for n in names]
+    np.testing.assert_array_equal(got, s)  # exact round trip
+    truth = dict(zip(got_names, y))
+    assert _evaluator_auc(path, truth) == pytest.approx(auc_pauc(y, s)[0], abs=0)
+    with pytest.raises(FileExistsError, match="anomaly_score_ToyCar_section_03_test.csv"):
+        write_anomaly_scores(tmp_path, "ToyCar", 3, names, s)
+    write_anomaly_scores(tmp_path, "ToyCar", 3, names, s * 2, overwrite=True)
+    np.testing.assert_array_equal(read_scores_csv(path)[1], s * 2)
+    d = write_decisions(tmp_path, "ToyCar", 3, names, (s > 0.5).astype(int))
+    assert d.name == "decision_result_ToyCar_section_03_test.csv"
+    assert d.read_text().splitlines()[0] in ("section_03_source_test_0000.wav,0", "section_03_source_test_0000.wav,1")
+    np.testing.assert_array_equal(read_scores_csv(d)[1], (s > 0.5).astype(int))
+
+
+def test_dcase_file_errors(tmp_path):
+    with pytest.raises(ValueError, match="2 file names but 3"):
+        write_anomaly_scores(tmp_path, "fan", 0, ["a.wav", "b.wav"], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="NaN"):
+        write_anomaly_scores(tmp_path, "fan", 0, ["a.wav"], [np.nan])
+    with pytest.raises(ValueError, match="0 or 1"):
+        write_decisions(tmp_path, "fan", 0, ["a.wav"], [2])
+    with pytest.raises(ValueError, match="cannot be written"):
+        write_decisions(tmp_path, "fan", 0, ["a,b.wav"], [1])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a.wav,1.0\nb.wav,1.0,extra\n")
+    with pytest.raises(ValueError, match="bad.csv: line 2 has 3 fields"):
+        read_scores_csv(bad)
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        read_scores_csv(tmp_path / "nope.csv")
+    assert not list(tmp_path.glob("anomaly_score_*"))  # nothing half-written

@@ -1,0 +1,93 @@
+"""Tests of minasd.viz: every function returns a Figure that carries its caption, with the expected content."""
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; the package never chooses a backend
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from minasd import viz  # noqa: E402
+from minasd.metrics import section_table  # noqa: E402
+
+CAP = "synthetic tiny set, seed 0, sections 03-05; AUC in %"
+
+
+def _texts(fig):
+    return " ".join(t.get_text() for t in fig.findobj(Text))
+
+
+def _check(fig, n_axes):
+    assert isinstance(fig, Figure)
+    assert CAP.replace(" ", "") in _texts(fig).replace("\n", "").replace(" ", "")
+    assert len([a for a in fig.axes if a.get_label() != "<colorbar>"]) == n_axes
+    fig.canvas.draw()  # renders without error (and constrained layout runs)
+
+
+def test_caption_required():
+    with pytest.raises(ValueError, match="caption"):
+        viz.plot_roc({"a": ([0, 1], [0, 1])}, caption=" ")
+
+
+def test_plot_roc():
+    fig = viz.plot_roc({"proposed": ([0, 0.1, 1], [0, 0.8, 1]), "w/o h": ([0, 0.5, 1], [0, 0.5, 1])}, caption=CAP)
+    _check(fig, 1)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "proposed" in labels and "w/o h" in labels
+
+
+def test_plot_score_distributions():
+    rng = np.random.default_rng(0)
+    s, y = rng.normal(size=40), np.r_[np.zeros(20), np.ones(20)]
+    fig = viz.plot_score_distributions(s, y, caption=CAP, threshold=0.3, bins=10)
+    _check(fig, 1)
+    assert len(fig.axes[0].patches) == 20  # 10 bins x 2 classes
+    assert "normal (n=20)" in _texts(fig)
+
+
+def test_tsne_and_plot():
+    rng = np.random.default_rng(0)
+    emb = np.r_[rng.normal(size=(15, 8)), rng.normal(size=(15, 8)) + 8]
+    xy = viz.tsne_2d(emb, seed=0, perplexity=5)
+    assert xy.shape == (30, 2)
+    np.testing.assert_allclose(viz.tsne_2d(emb, seed=0, perplexity=5), xy)  # seeded
+    groups = ["section 03"] * 10 + ["section 04"] * 5 + [viz.OTHER_GROUP] * 15
+    anom = np.r_[np.zeros(5), np.ones(5), np.zeros(20)].astype(bool)
+    fig = viz.plot_tsne(None, groups, anom, coords=xy, caption=CAP)
+    _check(fig, 1)
+    assert len(fig.axes[0].collections) == 4  # other, s03 normal, s03 anomalous, s04 normal
+    with pytest.warns(UserWarning, match="perplexity"):
+        fig2 = viz.plot_tsne(emb[:10], groups[:10], caption=CAP)  # perplexity 30 too large for 10 points
+    _check(fig2, 1)
+
+
+def test_plot_training_curves():
+    recs = [{"epoch": e, "train_loss": 1 / (e + 1), "val_loss": 1.2 / (e + 1), "lr": 1e-3 * e, "note": "x"}
+            for e in range(5)]
+    fig = viz.plot_training_curves(recs, caption=CAP)
+    _check(fig, 2)  # losses, and lr
+    assert len(fig.axes[0].get_lines()) == 2 and len(fig.axes[1].get_lines()) == 1
+
+
+def test_plot_spectrogram():
+    fig = viz.plot_spectrogram(np.random.default_rng(0).normal(size=(224, 126)), caption=CAP)
+    _check(fig, 1)
+    assert fig.axes[0].get_xlim()[1] == pytest.approx(126 * 256 / 16000)
+
+
+def test_plot_batch_composition():
+    batches = [["pump"] * 4 + ["fan", "fan", "valve", "valve"]] * 3
+    fig = viz.plot_batch_composition(batches, target="pump", caption=CAP)
+    _check(fig, 1)
+    assert len(fig.axes[0].patches) == 9  # 3 batches x 3 types
+    heights = [p.get_height() for p in fig.axes[0].patches[:3]]
+    assert heights == [4, 4, 4]  # target first
+
+
+def test_plot_section_table():
+    recs = [dict(machine=m, section=s, auc=0.6 + 0.01 * s, pauc=0.55) for m in ("fan", "pump") for s in (3, 4, 5)]
+    fig = viz.plot_section_table(section_table(recs), caption=CAP)
+    _check(fig, 1)
+    cells = [t.get_text() for t in fig.axes[0].texts]
+    assert "63.0" in cells and len(cells) == 2 * 4 + 1  # 2 types x (3 sections + hmean) + All
