@@ -114,11 +114,11 @@ def _t(n: int) -> np.ndarray:
 
 def _drift(rng: np.random.Generator, n: int, depth: float, fmax: float = 0.4) -> np.ndarray:
     """Slow random relative speed drift, 1 + sum of three slow sines, shape (n,)."""
-    t = _t(n)
-    out = np.ones(n)
+    t = np.arange(n, dtype=np.float32) * np.float32(TWO_PI / SR)
+    out = np.ones(n, np.float32)
     for _ in range(3):
         f = rng.uniform(0.03, fmax)
-        out += depth / 3 * rng.standard_normal() * np.sin(TWO_PI * f * t + rng.uniform(0, TWO_PI))
+        out += np.float32(depth / 3 * rng.standard_normal()) * np.sin(np.float32(f) * t + np.float32(rng.uniform(0, TWO_PI)))
     return out
 
 
@@ -157,14 +157,16 @@ def _shaped_noise(rng: np.random.Generator, n: int, peaks: Iterable[tuple[float,
     to [lowcut, highcut].  Drawn directly in the frequency domain (one inverse FFT).
     """
     nf = n // 2 + 1
-    f = np.arange(nf) * (SR / n)
-    env = np.full(nf, floor, dtype=np.float64)
+    f = np.arange(nf, dtype=np.float32) * np.float32(SR / n)
+    env = np.full(nf, floor, dtype=np.float32)
     for fc, bw, g in peaks:
-        env += g / (1.0 + ((f - fc) / (0.5 * bw)) ** 2)
+        env += np.float32(g) / (1.0 + np.square((f - np.float32(fc)) * np.float32(2.0 / bw)))
     if tilt_db_oct:
-        env *= (np.maximum(f, 20.0) / 1000.0) ** (tilt_db_oct / 6.0206)
+        env *= (np.maximum(f, 20.0) * np.float32(1e-3)) ** np.float32(tilt_db_oct / 6.0206)
     env[(f < lowcut) | (f > highcut)] = 0.0
-    spec = (rng.standard_normal(nf) + 1j * rng.standard_normal(nf)) * env
+    spec = np.empty(nf, np.complex64)
+    spec.real = rng.standard_normal(nf, dtype=np.float32) * env
+    spec.imag = rng.standard_normal(nf, dtype=np.float32) * env
     x = np.fft.irfft(spec, n)
     return (x / (x.std() + 1e-12)).astype(np.float32)
 
@@ -281,7 +283,7 @@ def _fan_render(rng, p, op, n, anomaly, sev):
     elif anomaly == "missing_blade":
         # one blade short: the blade-pass pattern loses symmetry, the rotation order and its
         # harmonics light up across the spectrum.
-        rot_amps = np.array([0.5, 0.4, 0.35, 0.3, 0.25, 0.2]) * (0.6 + 0.8 * sev)
+        rot_amps = np.array([0.8, 0.6, 0.5, 0.4, 0.35, 0.3]) * (1.0 + 1.0 * sev)
     drift = _drift(rng, n, 0.006)
     cyc = _cycles(f_rot * drift, n)
     orders = list(np.arange(1, len(rot_amps) + 1)) + list(bpf_orders) + extra_orders
@@ -298,7 +300,7 @@ def _fan_render(rng, p, op, n, anomaly, sev):
     if anomaly == "blade_rattle":
         k = _kernel(rng, [(rng.uniform(2500, 4000), 0.004, 1.0), (rng.uniform(900, 1500), 0.008, 0.6)], 0.03)
         times = _periodic_times(rng, n / SR, 1.0 / f_rot, jitter=0.08)
-        x = _add_events(x.copy(), times, (0.6 + 1.2 * sev) * rng.uniform(0.5, 1.0, times.shape[0]), k)
+        x = _add_events(x.copy(), times, (1.2 + 2.0 * sev) * rng.uniform(0.5, 1.0, times.shape[0]), k)
     return x
 
 
@@ -419,8 +421,8 @@ def _pump_render(rng, p, op, n, anomaly, sev):
     if anomaly == "speed_shift":
         f_rot *= 1.0 + rng.choice([-1, 1]) * (0.015 + 0.03 * sev)
     elif anomaly == "flow_change":
-        pipe = [(fc * (1.0 + 0.04 + 0.06 * sev), bw, g) for fc, bw, g in pipe]
-        puls_d += 0.1 + 0.15 * sev
+        pipe = [(fc * (1.0 + 0.015 + 0.035 * sev), bw, g) for fc, bw, g in pipe]
+        puls_d += 0.05 + 0.1 * sev
     drift = _drift(rng, n, 0.004)
     cyc = _cycles(f_rot * drift, n)
     tone = _harmonics(cyc, [1, 2] + list(p["vanes"] * np.arange(1, 4)), [0.15, 0.06] + list(p["vpf"] * 0.5 ** np.arange(3)), rng)
@@ -451,7 +453,7 @@ _PUMP = MachineModel(
     (
         AnomalyKind("speed_shift", "subtle", "motor speed 1.5-4.5 % off nominal"),
         AnomalyKind("leak", "subtle", "faint high-frequency hiss of a leaking seal"),
-        AnomalyKind("flow_change", "subtle", "pipe resonances shifted up, deeper pulsation"),
+        AnomalyKind("flow_change", "subtle", "pipe resonances 1.5-5 % higher, slightly deeper pulsation"),
         AnomalyKind("cavitation", "gross", "bursts of broadband crackle from collapsing bubbles"),
         AnomalyKind("clogging", "gross", "clogged intake: strong surging, louder vane-pass tones"),
     ),
@@ -511,7 +513,7 @@ def _slider_render(rng, p, op, n, anomaly, sev):
     x = _add_events(x, ends, 0.9 * rng.uniform(0.8, 1.2, ends.shape[0]), k)
     if anomaly == "rail_damage":
         k2 = _kernel(rng, [(rng.uniform(700, 1200), 0.012, 1.0), (rng.uniform(3000, 4000), 0.003, 0.5)], 0.06)
-        x = _add_events(x, starts + move * rng.uniform(0.3, 0.7), 1.0 + 1.5 * sev, k2)
+        x = _add_events(x, starts + move * rng.uniform(0.3, 0.7), 2.0 + 3.0 * sev, k2)
     elif anomaly == "no_lubrication":
         squeal = _harmonics(_cycles(rng.uniform(1500, 3000) * (0.98 + 0.04 * vel), n), [1, 2], [1.0, 0.3], rng)
         x = x + (0.25 + 0.5 * sev) * squeal * vel
@@ -597,7 +599,7 @@ def _valve_render(rng, p, op, n, anomaly, sev):
         sel = t_close[rng.random(t_close.shape[0]) < 0.5 + 0.4 * sev]
         _add_events(x, sel + rng.uniform(0.008, 0.02, sel.shape[0]), 0.15 + 0.35 * sev, k_close)
     elif anomaly == "double_knock":
-        _add_events(x, t_open + rng.uniform(0.05, 0.12), 0.8 + 0.8 * sev, k_close)
+        _add_events(x, t_open + rng.uniform(0.05, 0.12), 1.5 + 1.5 * sev, k_close)
     # valves are quiet between strokes: keep a solenoid hum floor
     x += 0.02 * np.cos(TWO_PI * 100.0 * _t(n) + rng.uniform(0, TWO_PI)).astype(np.float32)
     return x
@@ -721,7 +723,7 @@ def _train_render(rng, p, op, n, anomaly, sev):
     elif anomaly == "irregular_joints":
         jitter = 0.04 + 0.06 * sev
     elif anomaly == "motor_hum_shift":
-        f_m *= 1.0 + rng.choice([-1, 1]) * (0.03 + 0.04 * sev)
+        f_m *= 1.0 + rng.choice([-1, 1]) * (0.015 + 0.03 * sev)
     t = _t(n)
     # the train circles a loop: distance to the microphone (and so the level) varies slowly
     loop = p["loop"] / speed
@@ -759,7 +761,7 @@ _TOYTRAIN = MachineModel(
     (
         AnomalyKind("speed_shift", "subtle", "train 1.5-4.5 % faster or slower"),
         AnomalyKind("irregular_joints", "subtle", "rail-joint clicks slightly irregular (loose track)"),
-        AnomalyKind("motor_hum_shift", "subtle", "motor hum 3-7 % off (worn gear)"),
+        AnomalyKind("motor_hum_shift", "subtle", "motor hum 1.5-4.5 % off (worn gear)"),
         AnomalyKind("flat_wheel", "gross", "a flat wheel knocks every wheel turn"),
         AnomalyKind("derail_scrape", "gross", "a derailed bogie scrapes along the track"),
         AnomalyKind("loose_coupler", "gross", "a loose coupler rattles at random"),
@@ -1050,6 +1052,10 @@ def make_dataset(root: str | Path, size: str = "tiny", seed: int = 0, machine_ty
         atomic_write_json(root / PARTIAL_NAME, dict(ident, synthetic=True, note=SYNTH_NOTE, status="in progress"))
 
     jobs, labels, counts = _plan(spec, seed, machine_types)
+    # an interrupted run can leave the temporary files of atomic writes behind: remove them
+    for ds in ("dev_data", "eval_data"):
+        for stale in (root / ds).glob("*/*/.*.wav.*.tmp"):
+            stale.unlink(missing_ok=True)
     todo = [j for j in jobs if not (root / j.relpath).exists()]
     t0 = time.time()
     infos: dict[str, dict] = {}

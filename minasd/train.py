@@ -54,6 +54,7 @@ Resume and overwrite (``minasd train --resume`` / ``--overwrite``):
   ``checkpoints/last.pt`` (model, optimiser, scheduler, sampler, RNG, epoch, best
   value and the log); fields that do not change the result (device, num_workers,
   compile, progress) may differ;
+  (with no run there yet, ``resume=True`` simply starts one);
 * ``overwrite=True`` deletes the trainer's files in ``out_dir`` and starts again;
 * otherwise a run directory that holds a run (finished, unfinished, or with a
   different configuration) is refused with an error that says which flag to use.
@@ -639,6 +640,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     v_items = torch.from_numpy(v_items + td.n_train).to(device)
     v_starts = torch.from_numpy(v_starts).to(device)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop shape: let cuDNN pick its fastest kernels
 
     start_epoch, best_val, best_epoch, history = 0, math.inf, None, []
     if resuming:

@@ -263,3 +263,127 @@ def plot_section_table(table, *, caption: str, value: str = "AUC", title: str | 
     ax.set(xlabel="section", title=title or value)
     fig.colorbar(im, ax=ax, label=value)
     return fig
+
+
+# --- figures of chapters 2 and 3 (features, crops and segments, Mixup) ------------------
+
+
+def plot_histograms(panels: Mapping[str, Mapping[str, object]], *, caption: str, xlabel: str, bins: int = 80,
+                    logy: bool = False, density: bool = True, sharex: bool = False,
+                    title: str | None = None) -> Figure:
+    """Step histograms, one panel per entry of ``panels`` (panel -> {series -> values}).
+
+    Used for the amplitude of each machine type before and after normalisation
+    (chapter 2) and for the Mixup weights (chapter 3).  Each series is drawn as an
+    outline on bins shared within its panel, so many series stay readable.
+
+    Args:
+        panels: panel title -> (series name -> 1-D values).
+        xlabel: label of every x axis.
+        bins: bins per panel.
+        logy: logarithmic y axis (shows the tails of sample-value distributions).
+        density: normalise each series to unit area (series of different sizes compare).
+        sharex: one x range for all panels.
+
+    Book: chapters 2 and 3.
+    """
+    if not panels or any(not series for series in panels.values()):
+        raise ValueError("plot_histograms needs at least one panel, each with at least one series")
+    fig, axes = _figure(caption, 4.0 * len(panels) + 0.4, 3.6, ncols=len(panels), sharex=sharex)
+    for ax, (name, series) in zip(axes[0], panels.items()):
+        values = {k: np.asarray(v, dtype=float).ravel() for k, v in series.items()}
+        edges = np.histogram_bin_edges(np.concatenate(list(values.values())), bins=bins)
+        for i, (label, v) in enumerate(values.items()):
+            ax.hist(v, bins=edges, histtype="step", density=density, color=f"C{i % 10}", lw=1.2, label=label)
+        ax.set(xlabel=xlabel, ylabel="density" if density else "count", title=name)
+        if logy:
+            ax.set_yscale("log")
+        if len(values) > 1:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_filterbank(fbank, *, caption: str, cfg=FEATURES, every: int = 8, title: str | None = None) -> Figure:
+    """The mel filter bank (n_fft // 2 + 1, n_mels): filters over Hz, and centre frequency per mel bin.
+
+    Left: every ``every``-th triangular filter (weight over frequency).  Right: the
+    centre frequency of each mel bin, which shows how the mel scale spends its bins
+    (dense at low frequencies, sparse at high ones).
+
+    Book: chapter 2.
+    """
+    fb = np.asarray(fbank, dtype=float)
+    n_freqs = cfg.n_fft // 2 + 1
+    if fb.ndim != 2 or fb.shape[0] != n_freqs:
+        raise ValueError(f"filter bank must be ({n_freqs}, n_mels) for n_fft={cfg.n_fft}, got shape {fb.shape}")
+    freqs = np.linspace(0.0, cfg.sample_rate / 2, n_freqs)
+    fig, axes = _figure(caption, 9.0, 3.4, ncols=2)
+    ax = axes[0, 0]
+    for j in range(0, fb.shape[1], every):
+        ax.plot(freqs, fb[:, j], lw=0.9, color=f"C{(j // every) % 10}")
+    ax.axvspan(0, cfg.f_min, color="0.9", zorder=0)
+    ax.axvspan(cfg.f_max, cfg.sample_rate / 2, color="0.9", zorder=0, label="outside f_min..f_max")
+    ax.set(xlabel="frequency [Hz]", ylabel="weight", xlim=(0, cfg.sample_rate / 2),
+           title=f"every {every}th of {fb.shape[1]} triangular filters")
+    ax.legend(fontsize=7, loc="upper right")
+    ax = axes[0, 1]
+    centres = freqs[np.argmax(fb, axis=0)]
+    ax.plot(np.arange(fb.shape[1]), centres, color="k", lw=1.2)
+    ax.set(xlabel="mel bin", ylabel="centre frequency [Hz]", title="centre frequency of each mel bin")
+    ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_windows(n_total: int, windows: Mapping[str, Sequence[int]], seg_len: int, *, caption: str,
+                 wave=None, sample_rate: int = FEATURES.sample_rate, title: str | None = None) -> Figure:
+    """Where fixed-length windows land on a clip: one panel per group, one bar per window.
+
+    Used for the random 2 s training crops and the S evenly spaced inference
+    segments of a clip (chapter 2).  With ``wave``, a panel with the waveform's
+    envelope comes first, on the same time axis.
+
+    Args:
+        n_total: clip length in samples.
+        windows: group name -> start samples of its windows (each ``seg_len`` long).
+        seg_len: window length in samples.
+        wave: optional (n_total,) waveform drawn on top.
+
+    Book: chapter 2.
+    """
+    if not windows:
+        raise ValueError("no windows to plot")
+    for name, starts in windows.items():
+        s = np.asarray(starts)
+        if s.size and (s.min() < 0 or s.max() + seg_len > n_total):
+            raise ValueError(f"windows {name!r} reach outside the clip of {n_total} samples")
+    rows = [max(1, len(s)) for s in windows.values()]
+    heights = ([1.2] if wave is not None else []) + [0.5 + 0.18 * r for r in rows]
+    fig, axes = _figure(caption, 7.0, sum(heights) + 0.9, nrows=len(heights), sharex=True,
+                        gridspec_kw={"height_ratios": heights})
+    axes = axes[:, 0]
+    seconds = n_total / sample_rate
+    if wave is not None:
+        w = np.asarray(wave, dtype=float).ravel()
+        if w.size != n_total:
+            raise ValueError(f"wave has {w.size} samples, n_total is {n_total}")
+        ax = axes[0]
+        ax.plot(np.arange(w.size) / sample_rate, w, lw=0.3, color="0.3")
+        ax.set(ylabel="amplitude", title="waveform")
+        axes = axes[1:]
+    for ax, (name, starts) in zip(axes, windows.items()):
+        starts = np.asarray(starts, dtype=float)
+        for i, s in enumerate(starts):
+            ax.broken_barh([(s / sample_rate, seg_len / sample_rate)], (i - 0.38, 0.76),
+                           facecolors=f"C{i % 10}", alpha=0.75)
+        ax.set(ylabel="window", ylim=(-0.7, max(len(starts), 1) - 0.3), title=name)
+        ax.set_yticks(range(len(starts)))
+        ax.tick_params(axis="y", labelsize=6)
+        ax.invert_yaxis()
+    axes[-1].set(xlabel="time [s]", xlim=(0, seconds))
+    if title:
+        fig.suptitle(title)
+    return fig

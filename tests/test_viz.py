@@ -91,3 +91,37 @@ def test_plot_section_table():
     _check(fig, 1)
     cells = [t.get_text() for t in fig.axes[0].texts]
     assert "63.0" in cells and len(cells) == 2 * 4 + 1  # 2 types x (3 sections + hmean) + All
+
+
+def test_plot_histograms():
+    rng = np.random.default_rng(0)
+    panels = {"before": {"fan": rng.normal(0, 0.1, 500), "pump": rng.normal(0, 0.3, 300)},
+              "after": {"fan": rng.normal(size=500), "pump": rng.normal(size=300)}}
+    fig = viz.plot_histograms(panels, caption=CAP, xlabel="sample value", bins=20, logy=True)
+    _check(fig, 2)
+    assert [len(ax.patches) for ax in fig.axes[:2]] == [2, 2]  # one outline per series
+    assert fig.axes[0].get_yscale() == "log"
+    with pytest.raises(ValueError):
+        viz.plot_histograms({"empty": {}}, caption=CAP, xlabel="x")
+
+
+def test_plot_filterbank():
+    from minasd.features import mel_filterbank
+
+    fig = viz.plot_filterbank(mel_filterbank().numpy(), caption=CAP, every=8)
+    _check(fig, 2)
+    assert len(fig.axes[0].get_lines()) == 224 // 8
+    centres = fig.axes[1].get_lines()[0].get_ydata()
+    assert np.all(np.diff(centres) >= 0) and 40 < centres[0] < 80 and 7500 < centres[-1] < 7800
+    with pytest.raises(ValueError, match="filter bank"):
+        viz.plot_filterbank(np.zeros((10, 4)), caption=CAP)
+
+
+def test_plot_windows():
+    starts = {"crops": [0, 5, 10], "segments": [0, 4, 8, 12, 16, 20]}
+    fig = viz.plot_windows(40, starts, 20, wave=np.zeros(40), sample_rate=10, caption=CAP)
+    _check(fig, 3)  # waveform + two window panels
+    assert [len(ax.collections) for ax in fig.axes[1:3]] == [3, 6]
+    assert fig.axes[-1].get_xlim() == pytest.approx((0, 4.0))
+    with pytest.raises(ValueError, match="outside"):
+        viz.plot_windows(40, {"bad": [30]}, 20, caption=CAP)

@@ -1,0 +1,241 @@
+"""A detector for people who monitor machines: load a run, score clips (Book: chapter 8).
+
+>>> det = Detector.load("runs/fan")                                # doctest: +SKIP
+>>> r = det.score("dev_data/fan/source_test/section_00_source_test_normal_0000_x.wav")  # doctest: +SKIP
+>>> r.score, r.is_anomaly, r.threshold                             # doctest: +SKIP
+
+A run is usable once ``minasd train`` wrote the model and ``minasd evaluate``
+fitted the inlier models h and stored the decision thresholds.  Scoring a clip
+is exactly the evaluation's path: amplitude normalisation with the run's
+statistics, S = 10 segments of 2 s, log-mel, encoder, h of the clip's section,
+aggregation, then ``score > threshold``.
+
+Threshold rule (set by :func:`minasd.evaluate.evaluate_run`, stored in
+``<run>/eval/detector.json``): per section, the 90th percentile of the clip
+scores of that section's held-out normal training clips, scored out of fold
+where possible (see :mod:`minasd.evaluate`).  About 10 % of normal clips are
+therefore flagged: a false-alarm budget, not a tuned operating point.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .evaluate import DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR, THRESHOLD_RULE  # noqa: F401
+
+
+@dataclass
+class DetectionResult:
+    """The result of scoring one clip.
+
+    Attributes:
+        score: clip anomaly score (higher = more anomalous).
+        segment_scores: (S,) scores of the segments.
+        is_anomaly: ``score > threshold``.
+        threshold: the section's threshold.
+        section: the section whose h scored the clip.
+        machine_type: the run's machine type.
+        source: the file path, or ``"<array>"``.
+    """
+
+    score: float
+    segment_scores: np.ndarray
+    is_anomaly: bool
+    threshold: float
+    section: int
+    machine_type: str
+    source: str
+
+    def line(self) -> str:
+        """One human-readable line: file, section, score, threshold, decision."""
+        verdict = "ANOMALY" if self.is_anomaly else "normal"
+        return (f"{self.source}  {self.machine_type} section {self.section:02d}  score {self.score:.6g}  "
+                f"threshold {self.threshold:.6g}  {verdict}")
+
+
+def _need(run_dir: Path, rel: str, maker: str) -> Path:
+    p = run_dir / rel
+    if not p.exists():
+        raise FileNotFoundError(f"run folder {run_dir} lacks {rel}; it is written by `{maker}`")
+    return p
+
+
+class Detector:
+    """A trained and evaluated run, ready to score clips.  Book: chapter 8.
+
+    Build with :meth:`load`; attributes: ``machine_type``, ``sections`` (those with
+    an h and a threshold), ``thresholds`` (section -> float), ``inlier_set``,
+    ``aggregation``, ``model``, ``norm``, ``device``.
+    """
+
+    def __init__(self, model, features, norm, inlier_set, aggregation: str, thresholds: dict[int, float],
+                 machine_type: str, device, run_dir: Path, config: dict):
+        self.model = model
+        self.features = features
+        self.norm = norm
+        self.inlier_set = inlier_set
+        self.aggregation = aggregation
+        self.thresholds = thresholds
+        self.machine_type = machine_type
+        self.device = device
+        self.run_dir = run_dir
+        self.config = config
+
+    @property
+    def sections(self) -> list[int]:
+        return sorted(self.thresholds)
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str = "cpu") -> "Detector":
+        """Load the model (best checkpoint), norm statistics, h and thresholds of a run.
+
+        Raises:
+            FileNotFoundError: the folder or a file in it is missing (named, with the
+                command that writes it).
+            ValueError: the files disagree (e.g. h and thresholds of different sections).
+        """
+        from .data import load_norm_stats
+        from .evaluate import resolve_device
+        from .features import LogMel
+        from .inlier import InlierSet
+        from .train import load_model
+
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(f"run folder {run_dir} does not exist")
+        train_cmd = f"minasd train --out {run_dir}"
+        eval_cmd = f"minasd evaluate --run {run_dir}"
+        for rel in ("run.json", "norm_stats.json", "checkpoints/best.pt"):
+            _need(run_dir, rel, train_cmd)
+        for rel in (f"{INLIER_DIR}/manifest.json", f"{EVAL_DIR}/{DETECTOR_FILE}"):
+            _need(run_dir, rel, eval_cmd)
+        cfg_path = run_dir / EVAL_DIR / DETECTOR_FILE
+        cfg = json.loads(cfg_path.read_text())
+        if cfg.get("schema_version") != EVAL_SCHEMA_VERSION:
+            raise ValueError(f"{cfg_path} has schema version {cfg.get('schema_version')}; this minasd reads "
+                             f"{EVAL_SCHEMA_VERSION}: re-run `{eval_cmd} --overwrite`")
+        dev = resolve_device(device)
+        model, meta = load_model(run_dir, which=cfg["checkpoint"]["which"], device=dev)
+        if meta["checkpoint"]["epoch"] != cfg["checkpoint"]["epoch"]:
+            raise ValueError(f"{cfg_path} was made with the checkpoint of epoch {cfg['checkpoint']['epoch']}, the run "
+                             f"now holds epoch {meta['checkpoint']['epoch']}: re-run `{eval_cmd} --overwrite`")
+        machine = meta["machine_type"]
+        norm = load_norm_stats(run_dir / "norm_stats.json")[machine]
+        hset = InlierSet.load(run_dir, INLIER_DIR)
+        thresholds = {int(k): float(v["value"]) for k, v in cfg["thresholds"].items()}
+        if sorted(thresholds) != hset.sections:
+            raise ValueError(f"{cfg_path} has thresholds of sections {sorted(thresholds)} but {run_dir / INLIER_DIR} "
+                             f"holds h of sections {hset.sections}: re-run `{eval_cmd} --overwrite`")
+        feats = LogMel().to(dev)
+        return cls(model, feats, norm, hset, cfg["aggregation"], thresholds, machine, dev, run_dir, cfg)
+
+    def _section_of(self, source: str | Path | None, section: int | None) -> int:
+        if section is None:
+            if source is None:
+                raise ValueError("scoring a waveform array needs section= (the clip's section number, "
+                                 f"one of {[f'{s:02d}' for s in self.sections]})")
+            from .data import parse_filename
+
+            try:
+                info = parse_filename(source)
+            except ValueError as err:
+                raise ValueError(f"cannot tell the section of {source} from its name ({err}); pass section=") from None
+            if info.machine != self.machine_type:
+                raise ValueError(f"clip {source} is a {info.machine} clip; this detector was trained for "
+                                 f"{self.machine_type} (pass section= to score it anyway)")
+            section = info.section
+        section = int(section)
+        if section not in self.thresholds:
+            where = f"clip {source}" if source is not None else "the waveform"
+            raise ValueError(f"{where} is of section {section:02d}, which this {self.machine_type} detector does not "
+                             f"know; known sections: {', '.join(f'{s:02d}' for s in self.sections)}")
+        return section
+
+    def score(self, clip, section: int | None = None) -> DetectionResult:
+        """Score one clip.
+
+        Args:
+            clip: a path to an audio file (its section is read from its DCASE-style
+                name unless ``section`` is given), or a 1-D float waveform at 16 kHz
+                (raw amplitude, as :func:`minasd.data.load_audio` returns; needs ``section``).
+            section: the clip's section number.
+
+        Returns:
+            :class:`DetectionResult` with the clip score, the (S,) segment scores and the
+            decision.  Book: chapter 8.
+        """
+        from .data import load_audio
+        from .scoring import aggregate, extract_embeddings
+
+        if isinstance(clip, (str, Path)):
+            source = str(clip)
+            sec = self._section_of(clip, section)
+            wave = load_audio(clip)
+        else:
+            source = "<array>"
+            sec = self._section_of(None, section)
+            wave = np.asarray(clip, dtype=np.float32)
+            if wave.ndim != 1:
+                raise ValueError(f"a waveform must be 1-D (samples,), got shape {wave.shape}")
+        emb, _, _ = extract_embeddings(self.model, [wave], self.norm, device=self.device, features=self.features,
+                                       batch_size=self.config.get("n_segments", 10))
+        seg = self.inlier_set.model(sec).score(emb)[0]  # (S,)
+        s = float(aggregate(seg, self.aggregation))
+        thr = self.thresholds[sec]
+        return DetectionResult(score=s, segment_scores=seg, is_anomaly=bool(s > thr), threshold=thr, section=sec,
+                               machine_type=self.machine_type, source=source)
+
+    def score_files(self, paths: Sequence[str | Path], section: int | None = None) -> list[DetectionResult]:
+        """:meth:`score` for each path, in order."""
+        return [self.score(p, section) for p in paths]
+
+
+def results_csv(results: Sequence[DetectionResult]) -> str:
+    """CSV text: file, machine_type, section, score, threshold, is_anomaly."""
+    import csv
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "machine_type", "section", "score", "threshold", "is_anomaly"])
+    for r in results:
+        w.writerow([r.source, r.machine_type, f"{r.section:02d}", repr(r.score), repr(r.threshold), int(r.is_anomaly)])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# command line (wired into `minasd score` by minasd.cli)
+# --------------------------------------------------------------------------------------
+
+
+def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``minasd score`` (Book: chapter 8)."""
+    parser.add_argument("--run", required=True, type=Path, help="an evaluated run folder")
+    parser.add_argument("files", nargs="+", type=Path, help="audio clips to score")
+    parser.add_argument("--section", type=int, default=None,
+                        help="section of every clip (default: read from each DCASE-style file name)")
+    parser.add_argument("--csv", type=Path, default=None, help="also write the results to this CSV (never overwritten)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """Run ``minasd score``: one line per file, optional CSV (Book: chapter 8)."""
+    from .io_utils import atomic_write_text
+
+    if args.csv is not None and Path(args.csv).exists():
+        raise FileExistsError(f"{args.csv} exists; choose another --csv path (results are never overwritten)")
+    det = Detector.load(args.run, device=args.device)
+    results = []
+    for f in args.files:
+        r = det.score(f, args.section)
+        print(r.line(), flush=True)
+        results.append(r)
+    if args.csv is not None:
+        atomic_write_text(args.csv, results_csv(results))
+        print(f"wrote {args.csv}")
+    return 0

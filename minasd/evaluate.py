@@ -1,0 +1,654 @@
+"""Evaluate one trained run: fit h, score the test clips, AUC/pAUC, DCASE files (Book: chapter 7).
+
+``evaluate_run(run_dir)`` (``minasd evaluate --run DIR``) does, for the run's
+target machine type:
+
+1. loads the model (``checkpoints/best.pt``), the amplitude statistics and
+   ``split.json``;
+2. extracts the embeddings of the S = 10 segments of every held-out clip
+   (``split.json`` "val", the 10 % the trainer kept out) and of every
+   source-domain test clip of the run's sections (development sections 00-02
+   are labelled by their names, evaluation sections 03-05 are anonymised and
+   labelled from the ground-truth CSVs by :func:`minasd.data.index`); both are
+   cached in ``<run>/eval/cache/`` so that a grid over p or aggregators never
+   extracts twice;
+3. fits one inlier model h per section on the held-out embeddings
+   (:class:`minasd.inlier.InlierSet`; kind and p from Table I via ``run.json``
+   unless given) and saves it to ``<run>/inlier/``;
+4. scores the test clips: h + aggregation (the paper's score), the "w/o h"
+   score of the product head and, for completeness, the machine-logit score
+   ``mean over segments of 1 - sigmoid(g_affine)`` (the model's own "is this the
+   target type" head: a low target probability means anomalous);
+5. AUC and pAUC (p = 0.1) per section, ROC points, the official DCASE files,
+   a per-clip score table, the decision thresholds used by
+   :class:`minasd.detector.Detector`, and ``results.json`` (written last: a run
+   with ``eval/results.json`` is evaluated).
+
+Decision threshold (the rule, stored in ``<run>/eval/detector.json``): per
+section, the **90th percentile** (numpy's linear interpolation) of the clip
+scores of that section's **held-out normal training clips**, the same 10 % that
+h is fitted on.  Because scoring a clip with a model fitted on it is optimistic,
+those held-out scores are computed **out of fold** when possible: the held-out
+clips are split into min(5, n) folds (every n-th clip), h (same kind, p and
+seed) is fitted on the other folds and scores the clips of the left-out fold.
+When a section has a single held-out clip, or a fold's remaining segments are
+too few for p, the in-sample scores of the final h are used instead, and the
+method is recorded as ``"in_sample"``.  A clip is declared anomalous when its
+score is strictly above the threshold; by construction about 10 % of normal
+clips are flagged (a false-alarm budget, the spirit of the DCASE baselines'
+90th-percentile rule, which those baselines apply to a fitted gamma
+distribution of training scores).
+
+Layout written into the run folder::
+
+    <run>/inlier/manifest.json, section_XX.npz     the fitted h (no pickle)
+    <run>/eval/detector.json                         kind, p, aggregation, thresholds, rule
+    <run>/eval/dcase/anomaly_score_<type>_section_XX_test.csv, decision_result_...
+    <run>/eval/scores.csv                            one row per test clip
+    <run>/eval/sections.csv                          one row per section
+    <run>/eval/results.json                          everything + provenance (written last)
+    <run>/eval/cache/heldout.npz, test.npz           embeddings (N, S, D) and head outputs
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .config import DEV_SECTIONS, EVAL_SECTIONS, N_SEGMENTS
+from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+
+#: Version of ``eval/results.json`` and ``eval/detector.json``; bumped when keys change.
+EVAL_SCHEMA_VERSION = 1
+#: Percentile of the held-out normal clip scores used as the decision threshold.
+THRESHOLD_PERCENTILE = 90.0
+#: Folds of the out-of-fold held-out scores behind the threshold.
+THRESHOLD_FOLDS = 5
+EVAL_DIR = "eval"
+INLIER_DIR = "inlier"
+DETECTOR_FILE = "detector.json"
+RESULTS_FILE = "results.json"
+SYNTH_MANIFEST = "minasd_synth.json"
+#: Score kinds written per section: the paper's (h), "w/o h", machine logit.
+SCORE_KINDS: tuple[str, ...] = ("h", "wo_h", "machine")
+
+THRESHOLD_RULE = (
+    f"per section: the {THRESHOLD_PERCENTILE:g}th percentile (linear interpolation) of the clip scores of that "
+    f"section's held-out normal training clips (split.json 'val'), scored out of fold ({THRESHOLD_FOLDS} folds, "
+    "h refitted without the fold) when possible, else in sample; anomalous = score > threshold"
+)
+
+
+# --------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str):
+    """``"auto"`` -> CUDA if available else CPU; an explicit CUDA device without CUDA is an error."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+    return dev
+
+
+def data_manifest(root: str | Path) -> dict:
+    """What the data root is: ``<root>/minasd_synth.json`` present => synthetic (seed, size), else real.
+
+    Book: chapter 7.
+    """
+    f = Path(root) / SYNTH_MANIFEST
+    if f.is_file():
+        try:
+            m = json.loads(f.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{f} is not valid JSON: {err}") from None
+        return {"kind": "synthetic", "synthetic": True, "seed": m.get("seed"), "size": m.get("size"),
+                "generator_version": m.get("generator_version"), "machine_types": m.get("machine_types"),
+                "note": m.get("note", "synthetic data - not DCASE")}
+    return {"kind": "real", "synthetic": False, "note": "DCASE 2021 Task 2 layout (no synthetic manifest found)"}
+
+
+def section_role(section: int) -> str:
+    """``"dev"`` for sections 00-02 (validation: choose hyperparameters here), ``"eval"`` for 03-05
+    (test: report here, never choose here), ``"other"`` otherwise."""
+    s = int(section)
+    return "dev" if s in DEV_SECTIONS else "eval" if s in EVAL_SECTIONS else "other"
+
+
+def _need_file(run_dir: Path, rel: str, maker: str) -> Path:
+    p = run_dir / rel
+    if not p.exists():
+        raise FileNotFoundError(f"run folder {run_dir} lacks {rel}; it is written by `{maker}`")
+    return p
+
+
+def check_run_dir(run_dir: str | Path, which: str = "best") -> Path:
+    """Raise FileNotFoundError naming the first trainer file the run folder lacks."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder {run_dir} does not exist (create it with `minasd train --out {run_dir}`)")
+    for rel in ("run.json", "split.json", "norm_stats.json", f"checkpoints/{which}.pt"):
+        _need_file(run_dir, rel, f"minasd train --out {run_dir}")
+    return run_dir
+
+
+def _ckpt_signature(run_dir: Path, which: str, epoch) -> str:
+    st = (run_dir / "checkpoints" / f"{which}.pt").stat()
+    return f"{which}:epoch{epoch}:{st.st_size}:{st.st_mtime_ns}"
+
+
+# --------------------------------------------------------------------------------------
+# embeddings (cached)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClipSet:
+    """Embeddings and head outputs of a set of clips.
+
+    Attributes:
+        paths: (N,) paths relative to the data root (posix).
+        sections: (N,) int section numbers.
+        labels: (N,) int, 0 normal, 1 anomalous, -1 unknown.
+        emb: (N, S, D) float32 segment embeddings.
+        prod: (N, S, K) float32 product logits.
+        mach: (N, S) float32 machine logits.
+    """
+
+    paths: np.ndarray
+    sections: np.ndarray
+    labels: np.ndarray
+    emb: np.ndarray
+    prod: np.ndarray
+    mach: np.ndarray
+
+    def subset(self, mask) -> "ClipSet":
+        return ClipSet(self.paths[mask], self.sections[mask], self.labels[mask], self.emb[mask], self.prod[mask],
+                       self.mach[mask])
+
+    def of_section(self, section: int) -> "ClipSet":
+        return self.subset(self.sections == int(section))
+
+
+@dataclass
+class RunEmbeddings:
+    """Held-out and test embeddings of one run (what :func:`load_embeddings` returns)."""
+
+    run_dir: Path
+    data_root: Path
+    meta: dict  # run.json + checkpoint
+    heldout: ClipSet
+    test: ClipSet
+    device: str
+    extracted: bool  # False when both came from the cache
+
+
+def _save_clipset(path: Path, cs: ClipSet, signature: str) -> None:
+    atomic_savez(path, paths=cs.paths.astype(str), sections=cs.sections, labels=cs.labels, emb=cs.emb,
+                 prod=cs.prod, mach=cs.mach, signature=np.array(signature))
+
+
+def _load_clipset(path: Path, signature: str, paths: Sequence[str]) -> ClipSet | None:
+    """The cached set if it matches the checkpoint and the clip list, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["signature"]) != signature or list(z["paths"].astype(str)) != list(paths):
+                return None
+            return ClipSet(z["paths"].astype(str), z["sections"].astype(int), z["labels"].astype(int),
+                           z["emb"], z["prod"], z["mach"])
+    except (OSError, KeyError, ValueError):
+        return None  # a corrupt cache is recomputed
+
+
+def _extract(model, norm, abs_paths: Sequence[str], device, progress: bool, desc: str):
+    from .data import load_audio
+    from .scoring import extract_embeddings
+
+    waves = [load_audio(p) for p in _tqdm(abs_paths, desc=f"read {desc}", disable=not progress)]
+    return extract_embeddings(model, waves, norm, device=device, batch_size=64 if str(device) == "cpu" else 640,
+                              n_segments=N_SEGMENTS, progress=progress)
+
+
+def _tqdm(it, **kw):
+    from tqdm.auto import tqdm
+
+    return tqdm(it, unit="clip", **kw)
+
+
+def test_clips(data_root: str | Path, machine_type: str, sections: Iterable[int]):
+    """Source-domain test clips of one type and sections, labels merged (a DataFrame of
+    :func:`minasd.data.index` rows).  Anonymised clips of a domain the name does not give are
+    kept (DCASE 2021 evaluation names carry the domain).  Book: chapter 7."""
+    from .data import index
+
+    df = index(data_root)
+    keep = (df["machine"] == machine_type) & (df["split"] == "test") & df["section"].isin([int(s) for s in sections])
+    keep &= df["domain"].isin(["source"]) | df["domain"].isna()
+    return df[keep].sort_values(["section", "path"], kind="stable").reset_index(drop=True)
+
+
+def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, device: str = "auto",
+                    which: str = "best", progress: bool = True) -> RunEmbeddings:
+    """Embeddings of a run's held-out clips and test clips, from the cache or extracted.
+
+    Args:
+        run_dir: a training run folder.
+        data_root: the data root (default: the one in ``run.json``).
+        device: "auto", "cpu", "cuda", ...
+        which: checkpoint, "best" (default) or "last".
+        progress: tqdm bars.
+
+    Returns:
+        :class:`RunEmbeddings`; held-out clips of every section of the run, test clips of
+        every section of the run.  Book: chapter 7.
+    """
+    from .data import load_norm_stats, parse_filename
+    from .train import load_model
+
+    run_dir = check_run_dir(run_dir, which)
+    dev = resolve_device(device)
+    model, meta = load_model(run_dir, which=which, device=dev)
+    root = Path(data_root if data_root is not None else meta["data_root"]).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist (pass --data to say where the data are)")
+    machine = meta["machine_type"]
+    norm_all = load_norm_stats(run_dir / "norm_stats.json")
+    if machine not in norm_all:
+        raise ValueError(f"{run_dir / 'norm_stats.json'} has no statistics of {machine!r} (it has {sorted(norm_all)})")
+    norm = norm_all[machine]
+    split = json.loads((run_dir / "split.json").read_text())
+    val = sorted(split.get("val", []))
+    val_sections = [parse_filename(root / p).section for p in val]
+    sig = _ckpt_signature(run_dir, which, meta["checkpoint"]["epoch"])
+    cache = run_dir / EVAL_DIR / "cache"
+
+    held = _load_clipset(cache / "heldout.npz", sig, val)
+    extracted = False
+    if held is None:
+        missing = [p for p in val if not (root / p).is_file()]
+        if missing:
+            raise FileNotFoundError(f"held-out clip {root / missing[0]} (split.json of {run_dir}) does not exist; "
+                                    f"{len(missing)} of {len(val)} are missing: is {root} the run's data root?")
+        if val:
+            e, pr, ma = _extract(model, norm, [str(root / p) for p in val], dev, progress, "held-out clips")
+        else:
+            k = int(meta["model"]["n_sections"])
+            e, pr, ma = (np.zeros((0, N_SEGMENTS, 1), np.float32), np.zeros((0, N_SEGMENTS, k), np.float32),
+                         np.zeros((0, N_SEGMENTS), np.float32))
+        held = ClipSet(np.array(val, dtype=str), np.array(val_sections, dtype=int), np.zeros(len(val), int), e, pr, ma)
+        _save_clipset(cache / "heldout.npz", held, sig)
+        extracted = True
+
+    df = test_clips(root, machine, meta["sections"])
+    rel = [Path(os.path.relpath(p, root)).as_posix() for p in df["path"]]
+    test = _load_clipset(cache / "test.npz", sig, rel)
+    if test is None:
+        if not rel:
+            raise ValueError(f"no source-domain test clips of {machine} sections "
+                             f"{[f'{s:02d}' for s in meta['sections']]} under {root}")
+        e, pr, ma = _extract(model, norm, df["path"].tolist(), dev, progress, "test clips")
+        labels = df["label"].fillna(-1).astype(int).to_numpy()
+        test = ClipSet(np.array(rel, dtype=str), df["section"].to_numpy(int), labels, e, pr, ma)
+        _save_clipset(cache / "test.npz", test, sig)
+        extracted = True
+    return RunEmbeddings(run_dir, root, meta, held, test, str(dev), extracted)
+
+
+# --------------------------------------------------------------------------------------
+# inlier models, thresholds, scores
+# --------------------------------------------------------------------------------------
+
+
+def fit_sections(embs: RunEmbeddings, kind: str, p: int, sections: Iterable[int], seed: int = 0):
+    """Fit h per section on the held-out embeddings; errors name the section that has no
+    held-out clips or too few segments for p.  Returns an :class:`minasd.inlier.InlierSet`.
+    Book: chapter 6."""
+    from .inlier import InlierSet
+
+    by_sec = {}
+    for s in sections:
+        part = embs.heldout.of_section(s)
+        if len(part.paths) == 0:
+            raise ValueError(f"{embs.meta['machine_type']} section {int(s):02d} has no held-out clips in "
+                             f"{embs.run_dir / 'split.json'} ('val'); h cannot be fitted. Retrain with more "
+                             "training clips in that section or a larger val_fraction")
+        by_sec[int(s)] = part.emb
+    return InlierSet.fit(kind, p, by_sec, seed=seed)
+
+
+def heldout_threshold(kind: str, p: int, emb: np.ndarray, aggregation: str, final_model, seed: int = 0,
+                      percentile: float = THRESHOLD_PERCENTILE, n_folds: int = THRESHOLD_FOLDS) -> dict:
+    """The decision threshold of one section from its held-out normal clips (rule: module docstring).
+
+    Args:
+        kind, p, seed: the inlier model's settings (refitted per fold).
+        emb: (N, S, D) held-out segment embeddings of the section.
+        aggregation: the clip-score aggregator.
+        final_model: the h fitted on all N clips (used for the in-sample fallback).
+
+    Returns:
+        dict ``value`` (threshold), ``method`` ("out_of_fold_<k>" or "in_sample"),
+        ``n_clips``, ``percentile``, ``heldout_scores`` (N,) list.  Book: chapter 7.
+    """
+    from .inlier import fit_inlier
+    from .scoring import aggregate
+
+    n, s = emb.shape[:2]
+    k = min(n_folds, n)
+    need = p if kind == "gmm" else p + 1
+    folds = [np.arange(n)[i::k] for i in range(k)] if k >= 2 else []
+    scores = None
+    if folds and all((n - len(f)) * s >= need for f in folds):
+        scores = np.empty(n)
+        for f in folds:
+            rest = np.setdiff1d(np.arange(n), f)
+            m = fit_inlier(kind, p, emb[rest], seed=seed)
+            scores[f] = aggregate(m.score(emb[f]), aggregation)
+        method = f"out_of_fold_{k}"
+    else:
+        scores = np.atleast_1d(aggregate(final_model.score(emb), aggregation))
+        method = "in_sample"
+    return {"value": float(np.percentile(scores, percentile)), "method": method, "n_clips": int(n),
+            "percentile": float(percentile), "heldout_scores": scores.tolist()}
+
+
+def machine_score(machine_logits) -> np.ndarray:
+    """Anomaly score from the machine head: mean over segments of ``1 - sigmoid(logit)``.
+
+    Args:
+        machine_logits: (N, S) logits of g_affine (high = target machine type).
+
+    Returns:
+        (N,) scores in [0, 1].  Book: chapter 7.
+    """
+    from scipy.special import expit
+
+    return expit(-np.asarray(machine_logits, dtype=np.float64)).mean(axis=1)
+
+
+def section_scores(embs: RunEmbeddings, inlier_set, aggregation: str, sections: Iterable[int]) -> dict:
+    """Clip scores of every kind for the test clips of ``sections``.
+
+    Returns:
+        dict section -> {"clips": ClipSet, "h": (N,), "segments": (N, S), "wo_h": (N,), "machine": (N,)}.
+    """
+    from .scoring import aggregate, wo_h_score
+
+    run_sections = [int(s) for s in embs.meta["sections"]]
+    out = {}
+    for s in sections:
+        cs = embs.test.of_section(s)
+        if len(cs.paths) == 0:
+            continue
+        seg = inlier_set.model(s).score(cs.emb)
+        out[int(s)] = {"clips": cs, "segments": seg, "h": np.asarray(aggregate(seg, aggregation)),
+                       "wo_h": np.asarray(wo_h_score(cs.prod, run_sections.index(int(s)))),
+                       "machine": machine_score(cs.mach)}
+    return out
+
+
+def _metrics(labels: np.ndarray, scores: np.ndarray, where: str) -> tuple[float | None, float | None]:
+    from .metrics import auc_pauc
+
+    known = labels >= 0
+    y = labels[known]
+    if y.size == 0 or len(np.unique(y)) < 2:
+        return None, None
+    return auc_pauc(y, scores[known], section=where)
+
+
+def grid_scores(embs: RunEmbeddings, candidates: Iterable[tuple[str, int]], sections: Iterable[int] | None = None,
+                aggregation: str | None = None, seed: int = 0, progress: bool = False) -> list[dict]:
+    """AUC/pAUC per section for each (kind, p) candidate, from cached embeddings (no extraction).
+
+    A candidate whose p does not fit a section's held-out segments is returned with
+    ``skipped`` = the reason instead of numbers.
+
+    Args:
+        embs: from :func:`load_embeddings`.
+        candidates: (kind, p) pairs, e.g. ``[("gmm", 1), ("gmm", 2), ("lof", 4)]``.
+        sections: sections to score (default: all the run's sections with test clips).
+        aggregation: aggregator (default: the paper's per kind).
+
+    Returns:
+        one dict per (candidate, section): kind, p, aggregation, section, role, auc, pauc, skipped.
+        Book: chapter 7.
+    """
+    from .scoring import default_aggregation
+
+    sections = [int(s) for s in (sections if sections is not None else embs.meta["sections"])]
+    sections = [s for s in sections if (embs.test.sections == s).any()]
+    rows = []
+    for kind, p in _tqdm(list(candidates), desc="inlier grid", disable=not progress):
+        agg = aggregation or default_aggregation(kind)
+        try:
+            hset = fit_sections(embs, kind, int(p), sections, seed=seed)
+        except ValueError as err:
+            rows += [{"kind": kind, "p": int(p), "aggregation": agg, "section": s, "role": section_role(s),
+                      "auc": None, "pauc": None, "skipped": str(err)} for s in sections]
+            continue
+        sc = section_scores(embs, hset, agg, sections)
+        for s in sections:
+            auc, pauc = _metrics(sc[s]["clips"].labels, sc[s]["h"], f"{embs.meta['machine_type']} section {s:02d}")
+            rows.append({"kind": kind, "p": int(p), "aggregation": agg, "section": s, "role": section_role(s),
+                         "auc": auc, "pauc": pauc, "skipped": None})
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# evaluate_run
+# --------------------------------------------------------------------------------------
+
+
+def _hmean_or_none(values: list) -> float | None:
+    from .metrics import harmonic_mean
+
+    v = [x for x in values if x is not None]
+    if not v or len(v) != len(values) or min(v) <= 0:
+        return None
+    return harmonic_mean(v)
+
+
+def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlier: str | None = None,
+                 p: int | None = None, aggregation: str | None = None, sections: Iterable[int] | None = None,
+                 device: str = "auto", overwrite: bool = False, which: str = "best", seed: int = 0,
+                 progress: bool = True) -> dict:
+    """Fit h on the held-out clips, score the test clips, write every result file (module docstring).
+
+    Args:
+        run_dir: a training run folder (``minasd train``).
+        data_root: data root (default: the run's, from ``run.json``).
+        inlier: "gmm" or "lof" (default: Table I, ``run.json`` hparams).
+        p: GMM components / LOF neighbours (default: Table I).
+        aggregation: segment aggregator (default: GMM mean above median, LOF mean).
+        sections: sections to fit and evaluate (default: all of the run's).
+        device: "auto", "cpu", "cuda", ...
+        overwrite: replace an existing ``eval/results.json`` (and everything beside it).
+        which: checkpoint, "best" (the paper: smallest validation loss) or "last".
+        seed: random state of the GMM fits.
+        progress: tqdm bars and a line per written file.
+
+    Returns:
+        The results dict, as written to ``<run>/eval/results.json``.
+
+    Raises:
+        FileExistsError: the run is already evaluated and ``overwrite`` is False.
+        FileNotFoundError: the run folder lacks a file (named, with the command that writes it).
+        ValueError: a section without held-out clips, p too large for the held-out
+            segments, an unknown section.  Book: chapter 7.
+    """
+    from . import __version__
+    from .metrics import roc_points, write_anomaly_scores, write_decisions
+    from .scoring import AGGREGATIONS, default_aggregation
+
+    t0 = time.perf_counter()
+    run_dir = check_run_dir(run_dir, which)
+    out = run_dir / EVAL_DIR
+    if (out / RESULTS_FILE).exists() and not overwrite:
+        raise FileExistsError(f"{out / RESULTS_FILE} exists: {run_dir} is already evaluated; pass overwrite=True "
+                              "(--overwrite) to replace its results")
+    meta0 = json.loads((run_dir / "run.json").read_text())
+    hp = meta0.get("hparams", {})
+    kind = inlier or hp.get("inlier")
+    p = int(p if p is not None else hp.get("p"))
+    if kind not in ("gmm", "lof"):
+        raise ValueError(f"inlier must be 'gmm' or 'lof', got {kind!r}")
+    agg = aggregation or default_aggregation(kind)
+    if agg not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {agg!r}")
+    run_sections = [int(s) for s in meta0["sections"]]
+    secs = run_sections if sections is None else [int(s) for s in sections]
+    unknown = [s for s in secs if s not in run_sections]
+    if unknown:
+        raise ValueError(f"section(s) {[f'{s:02d}' for s in unknown]} are not sections of {run_dir} "
+                         f"(it knows {[f'{s:02d}' for s in run_sections]})")
+
+    embs = load_embeddings(run_dir, data_root, device=device, which=which, progress=progress)
+    machine = embs.meta["machine_type"]
+    hset = fit_sections(embs, kind, p, secs, seed=seed)
+    thresholds = {s: heldout_threshold(kind, p, embs.heldout.of_section(s).emb, agg, hset.model(s), seed=seed)
+                  for s in secs}
+    sc = section_scores(embs, hset, agg, secs)
+
+    # ---- write: inlier set, detector config, DCASE files, tables; results.json last
+    hset.save(run_dir, INLIER_DIR, overwrite=True)  # results.json absent or overwrite: replace leftovers
+    detector = {"schema_version": EVAL_SCHEMA_VERSION, "machine_type": machine, "run_sections": run_sections,
+                "sections": secs, "inlier": {"kind": kind, "p": p, "seed": seed}, "aggregation": agg,
+                "checkpoint": embs.meta["checkpoint"], "threshold_rule": THRESHOLD_RULE,
+                "thresholds": {f"{s:02d}": {k: v for k, v in thresholds[s].items()} for s in secs},
+                "n_segments": N_SEGMENTS}
+    atomic_write_json(out / DETECTOR_FILE, detector)
+    dcase = out / "dcase"
+    rows, clip_rows, roc = [], [], {k: {} for k in SCORE_KINDS}
+    for s in secs:
+        thr = thresholds[s]["value"]
+        if s not in sc:
+            continue
+        r = sc[s]
+        names = [Path(x).name for x in r["clips"].paths]
+        decisions = (r["h"] > thr).astype(int)
+        write_anomaly_scores(dcase, machine, s, names, r["h"], overwrite=True)
+        write_decisions(dcase, machine, s, names, decisions, overwrite=True)
+        labels = r["clips"].labels
+        row = {"machine": machine, "section": s, "role": section_role(s), "n_test": int(len(labels)),
+               "n_normal": int((labels == 0).sum()), "n_anomaly": int((labels == 1).sum()),
+               "n_unlabelled": int((labels < 0).sum()), "n_heldout": thresholds[s]["n_clips"],
+               "threshold": thr, "threshold_method": thresholds[s]["method"], "n_flagged": int(decisions.sum())}
+        for k in SCORE_KINDS:
+            auc, pauc = _metrics(labels, r[k], f"{machine} section {s:02d}")
+            row[f"auc_{k}" if k != "h" else "auc"] = auc
+            row[f"pauc_{k}" if k != "h" else "pauc"] = pauc
+            if auc is not None:
+                known = labels >= 0
+                fpr, tpr = roc_points(labels[known], r[k][known])
+                roc[k][f"{s:02d}"] = {"fpr": fpr.round(6).tolist(), "tpr": tpr.round(6).tolist()}
+        rows.append(row)
+        for i, path in enumerate(r["clips"].paths):
+            clip_rows.append({"path": path, "section": s, "label": int(labels[i]), "score_h": float(r["h"][i]),
+                              "score_wo_h": float(r["wo_h"][i]), "score_machine": float(r["machine"][i]),
+                              "decision": int(decisions[i])})
+
+    import pandas as pd
+
+    atomic_write_text(out / "sections.csv", pd.DataFrame(rows).to_csv(index=False))
+    atomic_write_text(out / "scores.csv", pd.DataFrame(clip_rows).to_csv(index=False))
+    summary = {}
+    for k in SCORE_KINDS:
+        ka, kp = ("auc", "pauc") if k == "h" else (f"auc_{k}", f"pauc_{k}")
+        summary[k] = {role: _hmean_or_none([x for r in rows if r["role"] == role for x in (r[ka], r[kp])])
+                      for role in ("dev", "eval")}
+    meta = embs.meta
+    results = {
+        "schema": "minasd.eval", "schema_version": EVAL_SCHEMA_VERSION, "run_dir": str(run_dir),
+        "machine_type": machine, "sections_evaluated": secs,
+        "inlier": {"kind": kind, "p": p, "aggregation": agg, "seed": seed,
+                   "source": "argument" if (inlier or p is not None) else "table1"},
+        "threshold_rule": THRESHOLD_RULE,
+        "sections": rows,
+        "summary_hmean": summary,
+        "roc": roc,
+        "files": {"dcase": "eval/dcase", "scores": "eval/scores.csv", "sections": "eval/sections.csv",
+                  "detector": f"eval/{DETECTOR_FILE}", "inlier": INLIER_DIR, "cache": "eval/cache"},
+        "provenance": {
+            "minasd_version": __version__, "git_commit": git_commit(), "device": embs.device,
+            "duration_s": round(time.perf_counter() - t0, 3), "embeddings_extracted": embs.extracted,
+            "data_root": str(embs.data_root), "data": data_manifest(embs.data_root),
+            "checkpoint": meta["checkpoint"], "epochs_trained": meta.get("epochs_done"),
+            "epochs_planned": meta.get("hparams", {}).get("epochs"), "train_status": meta.get("status"),
+            "train_config": meta.get("config"), "model": meta.get("model"), "train_git_commit": meta.get("git_commit"),
+            "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    }
+    atomic_write_json(out / RESULTS_FILE, results)
+    if progress:
+        print(f"[evaluate] {machine}: h = {kind} p={p} ({agg}); wrote {out / RESULTS_FILE}, "
+              f"{out / 'sections.csv'}, {dcase}/ ({2 * len(rows)} DCASE files), {run_dir / INLIER_DIR}/")
+    return results
+
+
+def load_eval_results(run_dir: str | Path) -> dict:
+    """Read ``<run>/eval/results.json``; raises naming the file when absent or of another schema."""
+    f = Path(run_dir) / EVAL_DIR / RESULTS_FILE
+    if not f.is_file():
+        raise FileNotFoundError(f"{f} does not exist; run `minasd evaluate --run {run_dir}` first")
+    r = json.loads(f.read_text())
+    if r.get("schema") != "minasd.eval" or r.get("schema_version") != EVAL_SCHEMA_VERSION:
+        raise ValueError(f"{f} has schema {r.get('schema')!r} v{r.get('schema_version')}; this minasd reads "
+                         f"minasd.eval v{EVAL_SCHEMA_VERSION}")
+    return r
+
+
+def format_table(results: dict) -> str:
+    """The per-section table of a results dict as text (percent)."""
+    lines = [f"{'section':>8} {'role':>5} {'AUC':>7} {'pAUC':>7} {'AUC w/o h':>10} {'thr':>10} {'flagged':>8}"]
+    pct = lambda v: "    n/a" if v is None else f"{100 * v:7.2f}"  # noqa: E731
+    for r in results["sections"]:
+        sec = f"{r['section']:02d}"
+        lines.append(f"{sec:>8} {r['role']:>5} {pct(r['auc'])} {pct(r['pauc'])} {pct(r['auc_wo_h']):>10} "
+                     f"{r['threshold']:10.4g} {r['n_flagged']:>4}/{r['n_test']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# command line (wired into `minasd evaluate` by minasd.cli)
+# --------------------------------------------------------------------------------------
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``minasd evaluate`` (Book: chapter 7)."""
+    parser.add_argument("--run", required=True, type=Path, help="training run folder (minasd train --out)")
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: the run's)")
+    parser.add_argument("--inlier", choices=["gmm", "lof"], default=None, help="inlier model h (default: Table I)")
+    parser.add_argument("--p", type=int, default=None, help="GMM components / LOF neighbours (default: Table I)")
+    parser.add_argument("--aggregation", default=None,
+                        help="mean_above_median, mean, max or median (default: GMM mean_above_median, LOF mean)")
+    parser.add_argument("--sections", type=int, nargs="+", default=None, help="sections (default: all of the run's)")
+    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="checkpoint (default best)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing results of this run")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run ``minasd evaluate`` and print the per-section table (Book: chapter 7)."""
+    res = evaluate_run(args.run, data_root=args.data, inlier=args.inlier, p=args.p, aggregation=args.aggregation,
+                       sections=args.sections, device=args.device, overwrite=args.overwrite, which=args.checkpoint,
+                       progress=not args.quiet)
+    data = res["provenance"]["data"]
+    print(f"{res['machine_type']} ({'SYNTHETIC data, not DCASE' if data['synthetic'] else 'real data'}); "
+          f"h = {res['inlier']['kind']} p={res['inlier']['p']}")
+    print(format_table(res))
+    return 0
