@@ -93,7 +93,7 @@ def clip_features(paths: Sequence[str], workers: int | None = None, progress: bo
 
     Book: chapter 1.
     """
-    from tqdm.auto import tqdm
+    from minasd.progress import tqdm
 
     paths = [str(p) for p in paths]
     chunk = 32

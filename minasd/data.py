@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from tqdm.auto import tqdm
+from minasd.progress import tqdm
 
 from minasd.config import MIN_CLIP_SECONDS, N_SEGMENTS, SAMPLE_RATE, SEGMENT_SECONDS
 from minasd.io_utils import atomic_write_json

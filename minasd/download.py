@@ -54,7 +54,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Mapping, Sequence
 
-from tqdm.auto import tqdm
+from minasd.progress import tqdm
 
 from minasd.config import MACHINE_TYPES, ZENODO_RECORDS
 from minasd.io_utils import atomic_write_json

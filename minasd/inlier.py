@@ -1,4 +1,4 @@
-"""Inlier models h: one per section, fitted on held-out embeddings (book chapter 6).
+"""Inlier models h: one per section, fitted on held-out embeddings (book chapter 5).
 
 The paper (Sec. IV-A) fits, for every product ID (section), an inlier model h
 on the embeddings of the segments of that section's 10 % held-out training
@@ -98,7 +98,7 @@ class InlierModel:
             embeddings: (M, D) or (N, S, D) segment embeddings.
 
         Returns:
-            float64 scores of shape (M,) or (N, S).  Book: chapter 6.
+            float64 scores of shape (M,) or (N, S).  Book: chapter 5.
         """
         arr = np.asarray(embeddings)
         lead = arr.shape[:-1]
@@ -143,7 +143,7 @@ class InlierModel:
 
     @classmethod
     def load(cls, path: str | Path) -> "InlierModel":
-        """Rebuild a model written by :meth:`save`.  Book: chapter 6.
+        """Rebuild a model written by :meth:`save`.  Book: chapter 5.
 
         Raises:
             FileNotFoundError: no file at ``path``.
@@ -217,7 +217,7 @@ def fit_inlier(kind: str, p: int, embeddings, seed: int = 0, section: int | None
         reg_covar: added to the GMM covariance diagonals.
 
     Returns:
-        The fitted :class:`InlierModel`.  Book: chapter 6.
+        The fitted :class:`InlierModel`.  Book: chapter 5.
 
     Raises:
         ValueError: unknown kind, p < 1, no embeddings, NaN/inf embeddings, or
@@ -276,7 +276,7 @@ class InlierSet:
     @classmethod
     def fit(cls, kind: str, p: int, embeddings_by_section: Mapping[int, np.ndarray], seed: int = 0,
             reg_covar: float = DEFAULT_REG_COVAR) -> "InlierSet":
-        """Fit one model per section.  Book: chapter 6.
+        """Fit one model per section.  Book: chapter 5.
 
         Args:
             kind, p, seed, reg_covar: as in :func:`fit_inlier`.
@@ -305,7 +305,7 @@ class InlierSet:
             sections: (N,) section number of each clip.
 
         Returns:
-            (N, S) float64 anomaly scores.  Book: chapter 6.
+            (N, S) float64 anomaly scores.  Book: chapter 5.
         """
         emb = np.asarray(embeddings)
         sec = np.asarray(sections).astype(int).reshape(-1)
@@ -344,7 +344,7 @@ class InlierSet:
 
     @classmethod
     def load(cls, run_dir: str | Path, subdir: str = "inlier") -> "InlierSet":
-        """Load a set written by :meth:`save`.  Book: chapter 6.
+        """Load a set written by :meth:`save`.  Book: chapter 5.
 
         Raises:
             FileNotFoundError: the manifest or a section file is missing (named).

@@ -1,4 +1,4 @@
-"""The two binary cross-entropies of the paper, Eq. 1-3 (Book: chapter 5).
+"""The two binary cross-entropies of the paper, Eq. 1-3 (Book: chapter 3).
 
 Notation: a batch of N (possibly mixed) samples; ``t`` (N,) is the machine-type
 target (1 = target machine type, 0 = another type; with Mixup the mixed value
@@ -57,7 +57,7 @@ class LossParts(NamedTuple):
 
 
 def machine_loss(machine_logit: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: mean BCE of the machine logit (N,) against the machine target t (N,) (Book: chapter 5)."""
+    """Eq. 2: mean BCE of the machine logit (N,) against the machine target t (N,) (Book: chapter 3)."""
     return F.binary_cross_entropy_with_logits(machine_logit.float(), t.float(), reduction="mean")
 
 
@@ -67,7 +67,7 @@ def product_loss(
     product_target: torch.Tensor,
     has_target: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eq. 1 with the Mixup semantics of the module docstring (Book: chapter 5).
+    """Eq. 1 with the Mixup semantics of the module docstring (Book: chapter 3).
 
     Args:
         product_logits: (N, K) logits of g_product.
@@ -103,7 +103,7 @@ def two_bce_loss(
     has_target: torch.Tensor | None = None,
     use_machine_loss: bool = True,
 ) -> LossParts:
-    """Eq. 3: ``L = L_machine + lam * L_product`` (Book: chapter 5).
+    """Eq. 3: ``L = L_machine + lam * L_product`` (Book: chapter 3).
 
     Args:
         machine_logit: (N,) output of g_affine.

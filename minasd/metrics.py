@@ -1,4 +1,4 @@
-"""AUC, pAUC, harmonic means and the official DCASE result files (book chapter 7).
+"""AUC, pAUC, harmonic means and the official DCASE result files (book chapter 6).
 
 DCASE 2021 Task 2 ranks systems by AUC and by pAUC, the partial area under the
 ROC curve over false-positive rates 0..p with p = 0.1, standardised as in
@@ -58,7 +58,7 @@ def auc_pauc(y, scores, max_fpr: float = 0.1, section: int | str | None = None) 
             a string as given, e.g. ``"pump section 03"``).
 
     Returns:
-        ``(auc, pauc)`` as fractions in [0, 1].  Book: chapter 7.
+        ``(auc, pauc)`` as fractions in [0, 1].  Book: chapter 6.
 
     >>> auc_pauc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
     (1.0, 1.0)
@@ -110,7 +110,7 @@ def section_table(records: Sequence[Mapping], percent: bool = True) -> pd.DataFr
 
     Returns:
         DataFrame with columns ``machine, section, AUC, pAUC, hmean``; section
-        is a two-digit string (``"03"``) or ``"Har-mean"``.  Book: chapter 7.
+        is a two-digit string (``"03"``) or ``"Har-mean"``.  Book: chapter 6.
     """
     if not records:
         raise ValueError("section_table needs at least one record")
@@ -143,7 +143,7 @@ def section_table(records: Sequence[Mapping], percent: bool = True) -> pd.DataFr
 def summary_row(table: pd.DataFrame) -> pd.Series:
     """One Table II row from a :func:`section_table`: per type hmean, then ``"All/Har-mean"``.
 
-    Book: chapter 7.
+    Book: chapter 6.
     """
     summ = table[table["section"] == HMEAN_LABEL].set_index("machine")["hmean"]
     return summ.rename(index={ALL_LABEL: f"{ALL_LABEL}/{HMEAN_LABEL}"})
@@ -157,7 +157,7 @@ def roc_points(y, scores, max_points: int = 200) -> tuple[np.ndarray, np.ndarray
     including (0, 0) and (1, 1), so the curve stays monotone.
 
     Returns:
-        ``(fpr, tpr)`` float64 arrays of equal length.  Book: chapter 7.
+        ``(fpr, tpr)`` float64 arrays of equal length.  Book: chapter 6.
     """
     if max_points < 2:
         raise ValueError(f"max_points must be >= 2, got {max_points}")
@@ -209,7 +209,7 @@ def write_anomaly_scores(directory: str | Path, machine: str, section: int, name
         FileExistsError: the file exists and ``overwrite`` is False.
         ValueError: lengths differ, a score is NaN/inf, or a name holds a comma.
 
-    Book: chapter 7.
+    Book: chapter 6.
     """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     path = Path(directory) / anomaly_score_filename(machine, section)
@@ -226,7 +226,7 @@ def write_decisions(directory: str | Path, machine: str, section: int, names: Se
         FileExistsError: the file exists and ``overwrite`` is False.
         ValueError: lengths differ or a decision is not 0/1.
 
-    Book: chapter 7.
+    Book: chapter 6.
     """
     d = np.asarray(decisions).reshape(-1)
     path = Path(directory) / decision_filename(machine, section)
@@ -239,7 +239,7 @@ def read_scores_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     """Read a two-column ``file_name,value`` CSV (anomaly scores or decisions).
 
     Returns:
-        ``(names, values)`` with values as float64.  Book: chapter 7.
+        ``(names, values)`` with values as float64.  Book: chapter 6.
 
     Raises:
         FileNotFoundError / ValueError naming the file and the bad line.

@@ -1,4 +1,4 @@
-"""Mixup within the mini-batch (Zhang et al., 2018; paper Sec. IV-A) (Book: chapter 5).
+"""Mixup within the mini-batch (Zhang et al., 2018; paper Sec. IV-A) (Book: chapter 3).
 
 Choices this project made where the paper only says "Mixup (alpha = 0.2)":
 
@@ -46,7 +46,7 @@ class MixedBatch(NamedTuple):
 
 
 def product_targets(section_class: torch.Tensor, t: torch.Tensor, n_sections: int) -> torch.Tensor:
-    """One-hot product targets times t: (B,) class index, (B,) t -> (B, K) float32 (Book: chapter 5).
+    """One-hot product targets times t: (B,) class index, (B,) t -> (B, K) float32 (Book: chapter 3).
 
     Rows with ``t = 0`` (other machine types) are zero whatever their class index;
     a negative class index is allowed there.
@@ -71,7 +71,7 @@ def mixup(
     alpha: float = MIXUP_ALPHA,
     generator: torch.Generator | None = None,
 ) -> MixedBatch:
-    """Mix each sample with a random partner of the same batch (Book: chapter 5).
+    """Mix each sample with a random partner of the same batch (Book: chapter 3).
 
     Args:
         x: (B, ...) inputs (log-mel (B, n_mels, frames) in the trainer).
@@ -107,7 +107,7 @@ def mixup(
 
 def beta_weights(alpha: float, n: int, generator: torch.Generator | None = None,
                  device: torch.device | str = "cpu") -> torch.Tensor:
-    """n draws of Beta(alpha, alpha), float32, reproducible with ``generator`` (Book: chapter 5).
+    """n draws of Beta(alpha, alpha), float32, reproducible with ``generator`` (Book: chapter 3).
 
     ``torch.distributions.Beta`` takes no generator, so the draws use the identity
     Beta(a, a) = G1 / (G1 + G2), G ~ Gamma(a, 1), with ``torch._standard_gamma``

@@ -1,4 +1,4 @@
-"""Encoder f and the two heads of the paper (Sec. III, Fig. 2) (Book: chapter 4).
+"""Encoder f and the two heads of the paper (Sec. III, Fig. 2) (Book: chapter 3).
 
 ``ASDModel`` maps a log-mel spectrogram to
 
@@ -6,7 +6,7 @@
 * a machine-type logit ``g_affine(||e||^2)`` (target machine type or not, Eq. 2),
 * K product logits ``g_product(e)`` (which section of the target type, Eq. 1).
 
-Choices this project made where the paper is silent (Book: chapter 4):
+Choices this project made where the paper is silent (Book: chapter 3):
 
 * Encoder: timm ``efficientnet_b0`` with one input channel and global average
   pooling over the last convolutional map (1280 features), no dropout and no
@@ -65,7 +65,7 @@ def _stem_to_one_channel(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
-    """Load a local EfficientNet-B0 state dict into ``backbone`` (Book: chapter 4).
+    """Load a local EfficientNet-B0 state dict into ``backbone`` (Book: chapter 3).
 
     Accepts a plain state dict or a checkpoint holding one under ``"state_dict"``
     or ``"model"``; keys may carry a ``"backbone."`` or ``"module."`` prefix.  The
@@ -104,7 +104,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
 
 
 class ASDModel(nn.Module):
-    """EfficientNet-B0 encoder f with g_product and g_affine heads (Book: chapter 4).
+    """EfficientNet-B0 encoder f with g_product and g_affine heads (Book: chapter 3).
 
     Args:
         n_sections: K, the number of product classes (sections) of the target type.

@@ -1,4 +1,4 @@
-"""Balanced batch sampler: half target machine type, half other types (Book: chapter 5).
+"""Balanced batch sampler: half target machine type, half other types (Book: chapter 3).
 
 The paper: "When creating mini-batches, we use a batch sampler so that the
 value of t is 1:1."  This sampler's contract (each point is tested):
@@ -28,7 +28,7 @@ import numpy as np
 
 
 class BalancedBatchSampler:
-    """Batches of dataset indices, half target machine type, half other types (Book: chapter 5).
+    """Batches of dataset indices, half target machine type, half other types (Book: chapter 3).
 
     Args:
         machine_types: machine type of every dataset item (length N).

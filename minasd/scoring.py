@@ -1,4 +1,4 @@
-"""From clips to anomaly scores: embeddings of segments, aggregation, "w/o h" (book chapter 6).
+"""From clips to anomaly scores: embeddings of segments, aggregation, "w/o h" (book chapter 5).
 
 A clip x is cut into S = 10 overlapping segments of T = 2.0 s (first at 0,
 last ending at the clip's end; :func:`minasd.data.segments`); each segment
@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from scipy.special import expit
-from tqdm.auto import tqdm
+from minasd.progress import tqdm
 
 from .config import N_SEGMENTS, SAMPLE_RATE, SEGMENT_SECONDS
 
@@ -51,7 +51,7 @@ def aggregate(scores, how: str = "mean_above_median") -> np.ndarray | float:
         how: ``"mean_above_median"``, ``"mean"``, ``"max"`` or ``"median"``.
 
     Returns:
-        (N,) float64 clip scores, or a float for a (S,) input.  Book: chapter 6.
+        (N,) float64 clip scores, or a float for a (S,) input.  Book: chapter 5.
 
     >>> aggregate(np.array([1.0, 5.0, 2.0, 4.0]))
     4.5
@@ -91,7 +91,7 @@ def wo_h_score(product_logits, section_idx) -> np.ndarray | float:
         section_idx: int, or (N,) ints in [0, K).
 
     Returns:
-        (N,) float64 scores in [0, 1], or a float for a (S, K) input.  Book: chapter 6.
+        (N,) float64 scores in [0, 1], or a float for a (S, K) input.  Book: chapter 5.
 
     >>> wo_h_score(np.zeros((10, 3)), 1)
     0.5
@@ -151,7 +151,7 @@ def extract_embeddings(model: torch.nn.Module, waves, norm_stats, device: str | 
 
     Returns:
         ``(embeddings (N, S, D), product_logits (N, S, K), machine_logits (N, S))``,
-        float32 numpy arrays.  Book: chapter 6.
+        float32 numpy arrays.  Book: chapter 5.
     """
     from .features import LogMel
 
@@ -200,7 +200,7 @@ def score_clips(inlier, embeddings, how: str | None = None) -> tuple[np.ndarray,
         how: aggregator; default: the paper's for ``inlier.kind``.
 
     Returns:
-        ``(clip_scores (N,), segment_scores (N, S))``.  Book: chapter 6.
+        ``(clip_scores (N,), segment_scores (N, S))``.  Book: chapter 5.
     """
     seg = inlier.score(embeddings)
     if seg.ndim != 2:

@@ -1062,7 +1062,7 @@ def make_dataset(root: str | Path, size: str = "tiny", seed: int = 0, machine_ty
     if todo:
         n_workers = workers or os.cpu_count() or 1
         n_workers = max(1, min(n_workers, len(todo)))
-        from tqdm.auto import tqdm
+        from minasd.progress import tqdm
 
         bar = tqdm(total=len(todo), desc=f"synth {size} -> {root}", unit="clip", disable=not progress)
         args = [(str(root), j) for j in todo]

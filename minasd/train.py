@@ -1,4 +1,4 @@
-"""Training the encoder f with the two binary cross-entropies (Book: chapter 5).
+"""Training the encoder f with the two binary cross-entropies (Book: chapter 4).
 
 ``train(TrainConfig(...))`` trains one model for one target machine type and
 writes a run directory (format: ``/work/plan/CONTRACT.md``)::
@@ -97,7 +97,7 @@ PCM_SCALE = 32768.0  # int16 storage: sample value = int / 32768, as soundfile r
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on; saved as ``<out_dir>/config.yaml`` (Book: chapter 5).
+    """Everything a training run depends on; saved as ``<out_dir>/config.yaml`` (Book: chapter 4).
 
     Attributes:
         machine_type: target machine type (t = 1).
@@ -165,7 +165,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "TrainConfig":
-        """Read a config written by :meth:`save` (Book: chapter 5)."""
+        """Read a config written by :meth:`save` (Book: chapter 4)."""
         raw = yaml.safe_load(Path(path).read_text())
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: expected a mapping of TrainConfig fields")
@@ -206,7 +206,7 @@ class TrainData:
 
 
 def select_clips(df, cfg: TrainConfig) -> dict[str, Any]:
-    """Training clips of every type, the stratified split and the validation negatives (Book: chapter 5).
+    """Training clips of every type, the stratified split and the validation negatives (Book: chapter 4).
 
     Args:
         df: :func:`minasd.data.index` of the data root.
@@ -281,13 +281,13 @@ def _expected_length(path: str) -> int:
 
 def load_waveforms(paths: list[str], device: torch.device, num_workers: int = 0,
                    progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Read ``paths`` into one flat int16 tensor on ``device`` (Book: chapter 5).
+    """Read ``paths`` into one flat int16 tensor on ``device`` (Book: chapter 4).
 
     Returns:
         ``(waves (total,) int16, offsets (N,) int64, lengths (N,) int64)``; clip i
         is ``waves[offsets[i]:offsets[i] + lengths[i]] / 32768``.
     """
-    from tqdm.auto import tqdm
+    from minasd.progress import tqdm
 
     from .data import load_audio
 
@@ -312,7 +312,7 @@ def load_waveforms(paths: list[str], device: torch.device, num_workers: int = 0,
 
 
 class CropPipeline(torch.nn.Module):
-    """Indices -> normalised 2 s crops -> log-mel, all on the device (Book: chapter 5).
+    """Indices -> normalised 2 s crops -> log-mel, all on the device (Book: chapter 4).
 
     Args:
         data: the run's :class:`TrainData`.
@@ -353,7 +353,7 @@ class CropPipeline(torch.nn.Module):
 
 
 def validation_starts(lengths: np.ndarray, seg_len: int, n_crops: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic crops of the validation clips: (item, start) pairs (Book: chapter 5).
+    """Deterministic crops of the validation clips: (item, start) pairs (Book: chapter 4).
 
     ``n_crops`` evenly spaced crops per clip (first at 0, last at the end); with
     ``n_crops = 1`` the centred crop.
@@ -471,7 +471,7 @@ def _epoch_generator(device: torch.device, seed: int, epoch: int, stream: int) -
 def evaluate(model: torch.nn.Module, pipe: CropPipeline, items: torch.Tensor, starts: torch.Tensor,
              n_sections: int, lam: float, use_machine_loss: bool, batch_size: int,
              autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Eq. 3 over a whole set of fixed crops, plus section and machine accuracy (Book: chapter 5).
+    """Eq. 3 over a whole set of fixed crops, plus section and machine accuracy (Book: chapter 4).
 
     The set is processed in chunks, but the parts are summed so that the result is
     the loss of the whole set as one batch (L_machine averaged over all crops,
@@ -521,7 +521,7 @@ def _to_model_input(x: torch.Tensor) -> torch.Tensor:
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, pipe: CropPipeline,
                idx: torch.Tensor, generator: torch.Generator | None, n_sections: int, lam: float,
                use_mixup: bool, use_machine_loss: bool, autocast_dtype: torch.dtype | None) -> LossParts:
-    """One whole training step: crops, log-mel, Mixup, loss, optimiser (Book: chapter 5).
+    """One whole training step: crops, log-mel, Mixup, loss, optimiser (Book: chapter 4).
 
     Args:
         idx: (B,) item indices on the device (from the sampler).
@@ -551,7 +551,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
 
 
 def build_data(cfg: TrainConfig, device: torch.device) -> tuple[TrainData, dict, Any]:
-    """Index the root, select and split clips, compute norm stats, load waveforms (Book: chapter 5)."""
+    """Index the root, select and split clips, compute norm stats, load waveforms (Book: chapter 4)."""
     from . import data as data_mod
 
     df = data_mod.index(cfg.data_root)
@@ -572,7 +572,7 @@ def build_data(cfg: TrainConfig, device: torch.device) -> tuple[TrainData, dict,
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
           callback: Callable[[int, dict], None] | None = None) -> Path:
-    """Train one machine type's model and write its run directory (Book: chapter 5).
+    """Train one machine type's model and write its run directory (Book: chapter 4).
 
     Args:
         cfg: the run's :class:`TrainConfig`.
@@ -590,7 +590,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
 
     >>> # train(TrainConfig("fan", "data/dcase2021", "runs/fan"))   # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from minasd.progress import tqdm
 
     from . import data as data_mod
 
@@ -746,7 +746,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
 
 
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[ASDModel, dict]:
-    """Rebuild a run's model from ``<run_dir>/checkpoints/<which>.pt`` (Book: chapter 5).
+    """Rebuild a run's model from ``<run_dir>/checkpoints/<which>.pt`` (Book: chapter 4).
 
     Args:
         run_dir: a run directory written by :func:`train`.
@@ -782,7 +782,7 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``minasd train`` (Book: chapter 5)."""
+    """Arguments of ``minasd train`` (Book: chapter 4)."""
     parser.add_argument("--machine-type", required=True, help="target machine type, e.g. fan")
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root (dev_data/, eval_data/)")
     parser.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/fan")
@@ -815,7 +815,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``minasd train`` (Book: chapter 5)."""
+    """Run ``minasd train`` (Book: chapter 4)."""
     cfg = TrainConfig(
         machine_type=args.machine_type, data_root=str(args.data), out_dir=str(args.out),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lam=args.lam, device=args.device,

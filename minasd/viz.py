@@ -1,4 +1,4 @@
-"""Figures of the book (chapters 2, 4, 5, 6, 7).
+"""Figures of the book (chapters 1-9).
 
 Every function returns a :class:`matplotlib.figure.Figure` built without
 pyplot (no global figure state, nothing shown twice in a notebook, no
@@ -34,7 +34,7 @@ def plot_roc(curves: Mapping[str, tuple], *, caption: str, max_fpr: float | None
              title: str | None = None) -> Figure:
     """ROC curves, one line per entry of ``curves`` (name -> (fpr, tpr)).
 
-    The region FPR <= ``max_fpr`` (where pAUC is measured) is shaded.  Book: chapter 7.
+    The region FPR <= ``max_fpr`` (where pAUC is measured) is shaded.  Book: chapter 5.
     """
     fig, axes = _figure(caption, 4.8, 4.6)
     ax = axes[0, 0]
@@ -54,7 +54,7 @@ def plot_score_distributions(scores, labels, *, caption: str, names: tuple[str, 
                              xlabel: str = "anomaly score (higher = more anomalous)") -> Figure:
     """Histograms of anomaly scores of normal (label 0) and anomalous (label 1) clips.
 
-    Book: chapter 7.
+    Book: chapter 5.
     """
     s, y = np.asarray(scores, dtype=float), np.asarray(labels)
     fig, axes = _figure(caption)
@@ -77,7 +77,7 @@ def tsne_2d(embeddings, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     (a warning says so) rather than failing.
 
     Returns:
-        (N, 2) float32 coordinates.  Book: chapter 6.
+        (N, 2) float32 coordinates.  Book: chapter 8.
     """
     import warnings
 
@@ -111,7 +111,7 @@ def plot_tsne(embeddings, groups: Sequence[str], anomalous=None, *, caption: str
         coords: precomputed (N, 2) coordinates (e.g. from a result file); skips t-SNE.
         perplexity, seed: passed to :func:`tsne_2d`.
 
-    Book: chapter 6.
+    Book: chapter 8.
     """
     xy = np.asarray(coords if coords is not None else tsne_2d(embeddings, seed, perplexity), dtype=float)
     g = np.asarray(groups).astype(str)
@@ -142,7 +142,7 @@ def plot_training_curves(records: Sequence[Mapping], *, caption: str, x: str = "
         records: one dict per epoch, with ``x`` and numeric entries.
         keys: entries to plot; default every numeric entry except ``x``.
 
-    Book: chapter 5.
+    Book: chapter 4.
     """
     if not records:
         raise ValueError("no training-log records to plot")
@@ -225,7 +225,7 @@ def plot_batch_composition(batches: Sequence[Sequence[str]], *, target: str, cap
         batches: per batch, the machine type of each sample.
         target: the target machine type (drawn first, in black).
 
-    Book: chapter 4.
+    Book: chapter 3.
     """
     if not batches:
         raise ValueError("no batches to plot")
@@ -239,13 +239,13 @@ def plot_batch_composition(batches: Sequence[Sequence[str]], *, target: str, cap
                label=f"{t} (target)" if t == target else t, width=0.85)
         bottom += counts[:, j]
     ax.set(xlabel="batch", ylabel="samples", title=title or f"batch composition, target = {target}")
-    ax.legend(fontsize=7, ncols=2, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     return fig
 
 
 def plot_section_table(table, *, caption: str, value: str = "AUC", title: str | None = None) -> Figure:
     """Heatmap of ``value`` per machine type (rows) and section (columns) from
-    :func:`minasd.metrics.section_table` (summary rows included).  Book: chapter 7."""
+    :func:`minasd.metrics.section_table` (summary rows included).  Book: chapter 6."""
     if value not in table.columns:
         raise ValueError(f"column {value!r} not in the table; columns are {list(table.columns)}")
     grid = table.pivot(index="machine", columns="section", values=value)

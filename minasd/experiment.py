@@ -1,0 +1,726 @@
+"""The paper's protocol end to end: every type, the method, its ablations, a baseline (Book: chapter 7).
+
+``minasd experiment --data ROOT --out DIR`` (or :func:`experiment`) runs, for every
+machine type present under ROOT:
+
+* **proposed**: the two-BCE model (``minasd.train``), one model per lambda of the
+  grid (default {0.1, 1, 10});
+* **no_mixup**: the proposed method trained without Mixup (Table III, "w/o Mixup");
+* **product_only**: only the product-ID loss, no machine loss (Table III, "only
+  product-ID classification");
+* **wo_h**: no training; the selected proposed model scored with its product head
+  (``1 - sigmoid(g_product)[k]``, Table III "w/o h");
+* **baseline**: the package's classic reference, :mod:`minasd.baseline` (a per-section
+  Gaussian mixture on log-mel statistics; no selection).
+
+Selection (never on sections 03-05): for the proposed method, lambda, the inlier
+kind and p are chosen **jointly** by the harmonic mean of the AUCs and pAUCs of the
+development sections 00-02 (the paper's validation sections); the grid is every
+lambda x (GMM p in {1, 2, 4, 8, 16, 32, 64} and LOF p in {4, 8, 16, 32}) by
+default, each kind with the paper's aggregator (GMM: mean above the median, LOF:
+mean).  A p that does not fit a section's held-out segments is skipped (recorded
+with the reason).  The ablations are trained with the lambda chosen for the
+proposed method and get their own kind/p chosen the same way.  Ties go to the
+first candidate in grid order.  The tables report sections 03-05 only.
+
+Layout of ``OUT``::
+
+    OUT/runs/<type>/<variant>_lam<lambda>/     training runs (+ eval/ from minasd.evaluate)
+    OUT/results/manifest.json                  schema, grids, selection rule, provenance, file list
+    OUT/results/table2.{json,csv}              proposed and baseline: per type AUC/pAUC/hmean over 03-05, All
+    OUT/results/table3.{json,csv}              proposed, no_mixup, wo_h, product_only: same
+    OUT/results/sections.{json,csv}            per variant, type and section (00-05; role dev/eval)
+    OUT/results/selection.{json,csv}           every grid candidate's development-section score, the chosen one
+    OUT/results/roc/<type>.json                ROC points per variant and section
+    OUT/results/logs/<type>/<run>.jsonl        per-epoch training logs (copies)
+    OUT/results/tsne/<type>_<variant>.npz      <= 300 target + <= 300 other-type clips: clip embeddings
+                                               (mean over segments) and 2-D t-SNE coordinates
+    OUT/results/types/<type>.json              everything of one type (resume unit)
+
+Resuming: a finished training run is skipped, an unfinished one resumed
+(``train(resume=True)``), embeddings come from each run's cache, and a type whose
+``types/<type>.json`` matches the configuration is not recomputed.  The compact
+files under ``OUT/results`` are what the book renders; :func:`load_results`
+validates them against :data:`RESULTS_SCHEMA_VERSION`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, hparams_for
+from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+
+RESULTS_SCHEMA = "minasd.experiment"
+#: Version of the files under OUT/results; bump when a column or key changes.
+RESULTS_SCHEMA_VERSION = 1
+VARIANTS: tuple[str, ...] = ("proposed", "no_mixup", "product_only", "wo_h", "baseline")
+#: TrainConfig changes of each trained variant.
+TRAINED: dict[str, dict] = {"proposed": {}, "no_mixup": {"mixup": False}, "product_only": {"machine_loss": False}}
+TABLE2_VARIANTS = ("proposed", "baseline")
+TABLE3_VARIANTS = ("proposed", "no_mixup", "wo_h", "product_only")
+DEFAULT_GRID_P: dict[str, tuple[int, ...]] = {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
+DEFAULT_GRID_LAM: tuple[float, ...] = (0.1, 1.0, 10.0)
+TSNE_MAX_TARGET = 300
+TSNE_MAX_OTHER = 300
+SELECTION_RULE = ("lambda, inlier kind and p chosen jointly by the harmonic mean of the AUCs and pAUCs of sections "
+                  "00-02 (development/validation) only; ties -> first in grid order; tables report sections 03-05")
+
+#: Columns of every CSV table under OUT/results (the JSON twin holds the same rows).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "table2": ("variant", "machine", "AUC", "pAUC", "hmean"),
+    "table3": ("variant", "machine", "AUC", "pAUC", "hmean"),
+    "sections": ("variant", "machine", "section", "role", "AUC", "pAUC", "hmean"),
+    "selection": ("machine", "variant", "lam", "kind", "p", "aggregation", "dev_hmean", "n_dev_sections", "skipped",
+                  "chosen"),
+}
+MANIFEST_KEYS = ("schema", "schema_version", "grids", "selection_rule", "variants", "machine_types", "tables",
+                 "files", "provenance")
+TSNE_KEYS = ("coords", "embeddings", "groups", "anomalous", "machine", "section", "label")
+
+
+def _fmt_lam(lam: float) -> str:
+    return f"{float(lam):g}"
+
+
+def run_name(variant: str, lam: float) -> str:
+    """Run folder name of a trained variant: ``proposed_lam0.1``."""
+    return f"{variant}_lam{_fmt_lam(lam)}"
+
+
+# --------------------------------------------------------------------------------------
+# selection on the development sections
+# --------------------------------------------------------------------------------------
+
+
+def select_on_dev(rows: Sequence[Mapping], keys: Sequence[str] = ("lam", "kind", "p"),
+                  dev_sections: Iterable[int] = DEV_SECTIONS) -> tuple[dict, list[dict]]:
+    """Choose the candidate with the best development-section score; rows of other sections are ignored.
+
+    Args:
+        rows: one dict per (candidate, section) with the ``keys``, ``section``, ``auc``,
+            ``pauc`` and optionally ``skipped`` (a reason: the candidate is invalid).
+        keys: the fields that identify a candidate.
+        dev_sections: the sections selection may look at (00-02).
+
+    Returns:
+        ``(chosen, table)``: the chosen candidate's key values, and one row per candidate
+        with ``dev_hmean`` (harmonic mean of its dev AUCs and pAUCs; None if invalid),
+        ``n_dev_sections``, ``skipped`` and ``chosen``.  Book: chapter 7.
+
+    Raises:
+        ValueError: no candidate has a score on every development section.
+
+    >>> rows = [dict(p=1, section=0, auc=.9, pauc=.8), dict(p=1, section=3, auc=.1, pauc=.1),
+    ...         dict(p=2, section=0, auc=.6, pauc=.6), dict(p=2, section=3, auc=1., pauc=1.)]
+    >>> select_on_dev(rows, keys=("p",))[0]
+    {'p': 1}
+    """
+    from .metrics import harmonic_mean
+
+    dev = {int(s) for s in dev_sections}
+    order: list[tuple] = []
+    groups: dict[tuple, list[Mapping]] = {}
+    for r in rows:
+        k = tuple(r[key] for key in keys)
+        if k not in groups:
+            groups[k] = []
+            order.append(k)
+        if int(r["section"]) in dev:
+            groups[k].append(r)
+    table, best, best_val = [], None, -np.inf
+    for k in order:
+        g = groups[k]
+        skipped = next((r.get("skipped") for r in g if r.get("skipped")), None)
+        vals = [v for r in g for v in (r.get("auc"), r.get("pauc"))]
+        score = None
+        if g and not skipped and all(v is not None and v > 0 for v in vals):
+            score = harmonic_mean(vals)
+        elif not g:
+            skipped = skipped or "no development-section rows"
+        elif not skipped:
+            skipped = "a development section has no AUC (labels missing?)"
+        table.append({**dict(zip(keys, k)), "dev_hmean": score, "n_dev_sections": len(g), "skipped": skipped,
+                      "chosen": False})
+        if score is not None and score > best_val:
+            best, best_val = k, score
+    if best is None:
+        raise ValueError(f"no candidate has AUC and pAUC on every development section {sorted(dev)}; "
+                         f"candidates: {[dict(zip(keys, k)) for k in order][:5]}")
+    for row in table:
+        row["chosen"] = tuple(row[key] for key in keys) == best
+    return dict(zip(keys, best)), table
+
+
+def candidates(grid_p: Mapping[str, Sequence[int]]) -> list[tuple[str, int]]:
+    """(kind, p) pairs of a grid, GMM first."""
+    return [(kind, int(p)) for kind in ("gmm", "lof") for p in grid_p.get(kind, ())]
+
+
+# --------------------------------------------------------------------------------------
+# one type
+# --------------------------------------------------------------------------------------
+
+
+def _train_or_resume(cfg, progress: bool) -> dict:
+    """Train a run unless finished; resume it when interrupted.  Returns what happened."""
+    from .train import train
+
+    out = Path(cfg.out_dir)
+    meta = out / "run.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("status") == "finished":
+        if progress:
+            print(f"[experiment] {out}: finished run, skipped")
+        return {"action": "skipped"}
+    if (out / "config.yaml").is_file():
+        if progress:
+            print(f"[experiment] {out}: resuming unfinished run")
+        train(cfg, resume=True)
+        return {"action": "resumed"}
+    train(cfg)
+    return {"action": "trained"}
+
+
+def _evaluate_chosen(run_dir: Path, data_root: Path, kind: str, p: int, device: str, progress: bool) -> dict:
+    """evaluate_run with the chosen h, reusing an evaluation of the same setting."""
+    from .evaluate import evaluate_run, load_eval_results
+    from .scoring import default_aggregation
+
+    try:
+        old = load_eval_results(run_dir)
+        if (old["inlier"]["kind"], old["inlier"]["p"], old["inlier"]["aggregation"]) == (kind, p,
+                                                                                         default_aggregation(kind)):
+            return old
+    except (FileNotFoundError, ValueError):
+        pass
+    # The experiment owns this run folder: an evaluation with another h is replaced.
+    return evaluate_run(run_dir, data_root=data_root, inlier=kind, p=p, device=device, overwrite=True,
+                        progress=progress)
+
+
+def _run_epochs(run_dir: Path) -> dict:
+    meta = json.loads((run_dir / "run.json").read_text())
+    log = run_dir / "log.jsonl"
+    secs = sum(json.loads(line).get("seconds", 0.0) for line in log.read_text().splitlines() if line.strip()) \
+        if log.is_file() else None
+    return {"epochs_done": meta.get("epochs_done"), "epochs_planned": meta.get("hparams", {}).get("epochs"),
+            "best_epoch": meta.get("best_epoch"), "train_seconds": secs, "device": meta.get("device"),
+            "device_name": meta.get("device_name"), "backbone": meta.get("model", {}).get("backbone"),
+            "pretrained": meta.get("pretrained"), "status": meta.get("status")}
+
+
+def _section_records(variant: str, eval_res: dict, score: str = "h") -> list[dict]:
+    ka, kp = ("auc", "pauc") if score == "h" else (f"auc_{score}", f"pauc_{score}")
+    return [{"variant": variant, "machine": r["machine"], "section": int(r["section"]), "role": r["role"],
+             "auc": r[ka], "pauc": r[kp]} for r in eval_res["sections"] if r[ka] is not None]
+
+
+def _tsne_sample(embs, model_run: Path, other_df, data_root: Path, device: str, seed: int,
+                 max_target: int, max_other: int, progress: bool) -> dict:
+    """Clip embeddings (mean over segments) of <= max_target target test clips (from the cache)
+    and <= max_other other-type test clips (extracted with the run's model), with t-SNE coords."""
+    from .data import load_audio, load_norm_stats
+    from .evaluate import resolve_device
+    from .scoring import extract_embeddings
+    from .train import load_model
+    from .viz import OTHER_GROUP, tsne_2d
+
+    rng = np.random.default_rng([seed, 3])
+    t = embs.test
+    ti = np.sort(rng.choice(len(t.paths), min(max_target, len(t.paths)), replace=False))
+    machine = embs.meta["machine_type"]
+    # others: spread evenly over the other types, seeded
+    picks = []
+    if len(other_df):
+        types = sorted(other_df["machine"].unique())
+        per = max(1, max_other // len(types))
+        for m in types:
+            idx = np.flatnonzero(other_df["machine"].to_numpy() == m)
+            picks += sorted(rng.choice(idx, min(per, len(idx)), replace=False).tolist())
+        picks = picks[:max_other]
+    emb_t = t.emb[ti].mean(axis=1)
+    if picks:
+        dev = resolve_device(device)
+        model, _ = load_model(model_run, device=dev)
+        norm = load_norm_stats(model_run / "norm_stats.json")[machine]
+        sub = other_df.iloc[picks]
+        waves = [load_audio(p) for p in sub["path"]]
+        e, _, _ = extract_embeddings(model, waves, norm, device=dev, progress=progress)
+        emb_o = e.mean(axis=1)
+        o_mach = sub["machine"].astype(str).to_numpy()
+        o_sec = sub["section"].to_numpy(int)
+        o_lab = sub["label"].fillna(-1).astype(int).to_numpy()
+    else:
+        emb_o = np.zeros((0, emb_t.shape[1]), np.float32)
+        o_mach, o_sec, o_lab = np.zeros(0, str), np.zeros(0, int), np.zeros(0, int)
+    emb = np.concatenate([emb_t, emb_o]).astype(np.float32)
+    groups = np.array([f"section {s:02d}" for s in t.sections[ti]] + [OTHER_GROUP] * len(emb_o), dtype=str)
+    # perplexity 30 (scikit-learn's default) unless the sample is too small for it
+    coords = (tsne_2d(emb, seed=seed, perplexity=min(30.0, (len(emb) - 1) / 3.0)) if len(emb) >= 4
+              else np.zeros((len(emb), 2), np.float32))
+    return {"coords": coords,
+            "embeddings": emb, "groups": groups,
+            "anomalous": np.concatenate([t.labels[ti] == 1, o_lab == 1]),
+            "machine": np.concatenate([np.full(len(ti), machine), o_mach]).astype(str),
+            "section": np.concatenate([t.sections[ti], o_sec]).astype(int),
+            "label": np.concatenate([t.labels[ti], o_lab]).astype(int)}
+
+
+def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, progress: bool = True) -> dict:
+    """Everything of one machine type (resume unit); writes ``results/types/<type>.json``.
+
+    Args:
+        machine: target machine type.
+        data_root: data root.
+        out: experiment folder.
+        cfg: the experiment configuration (see :func:`experiment`).
+        other_df: index rows of other types' source test clips (for t-SNE).
+
+    Returns:
+        the per-type result dict.  Book: chapter 7.
+    """
+    from .evaluate import grid_scores, load_embeddings, section_role
+    from .train import TrainConfig
+
+    t0 = time.perf_counter()
+    res_dir = out / "results"
+    variants = cfg["variants"]
+    runs_dir = out / "runs" / machine
+    table1 = hparams_for(machine)
+
+    def train_cfg(variant: str, lam: float) -> TrainConfig:
+        return TrainConfig(machine_type=machine, data_root=str(data_root), out_dir=str(runs_dir / run_name(variant, lam)),
+                           epochs=cfg["epochs"], lam=float(lam), device=cfg["device"], seed=cfg["seed"],
+                           progress=progress, **cfg["train_overrides"], **TRAINED[variant])
+
+    runs, selection_rows, sections, roc, evals = {}, [], [], {}, {}
+    dev_secs = list(DEV_SECTIONS)
+
+    def select_and_eval(variant: str, lams: Sequence[float]):
+        rows = []
+        embs_by_lam = {}
+        for lam in lams:
+            cfg_t = train_cfg(variant, lam)
+            runs[run_name(variant, lam)] = _train_or_resume(cfg_t, progress)
+            embs = load_embeddings(cfg_t.out_dir, data_root, device=cfg["device"], progress=progress)
+            embs_by_lam[lam] = embs
+            # Only the development sections are scored for selection: 03-05 are never looked at here.
+            present_dev = [s for s in dev_secs if (embs.test.sections == s).any()]
+            for r in grid_scores(embs, candidates(cfg["grid_p"]), sections=present_dev, seed=cfg["seed"]):
+                rows.append({"lam": float(lam), **r})
+        try:
+            chosen, table = select_on_dev(rows, ("lam", "kind", "p"))
+            how = "dev"
+        except ValueError as err:  # no labelled development sections: fall back to Table I
+            lam0 = min(lams, key=lambda v: abs(v - table1.lam))
+            chosen, table = {"lam": float(lam0), "kind": table1.inlier, "p": table1.p}, []
+            how = f"table1 ({err})"
+        for row in table:
+            agg = next((r["aggregation"] for r in rows if (r["kind"], r["p"]) == (row["kind"], row["p"])), None)
+            selection_rows.append({"machine": machine, "variant": variant, **row, "aggregation": agg})
+        embs = embs_by_lam[chosen["lam"]]
+        run_dir = Path(train_cfg(variant, chosen["lam"]).out_dir)
+        ev = _evaluate_chosen(run_dir, data_root, chosen["kind"], int(chosen["p"]), cfg["device"], progress)
+        evals[variant] = {"run": str(run_dir.relative_to(out)), "selected": {**chosen, "how": how},
+                          "inlier": ev["inlier"], "training": _run_epochs(run_dir),
+                          "eval_duration_s": ev["provenance"]["duration_s"]}
+        sections.extend(_section_records(variant, ev))
+        roc[variant] = ev["roc"]["h"]
+        # copy every per-epoch log of this variant
+        for lam in lams:
+            src = runs_dir / run_name(variant, lam) / "log.jsonl"
+            if src.is_file():
+                atomic_write_text(res_dir / "logs" / machine / f"{run_name(variant, lam)}.jsonl", src.read_text())
+        return chosen, run_dir, ev, embs
+
+    need_proposed = any(v in variants for v in ("proposed", "wo_h", "no_mixup", "product_only"))
+    chosen_lam = None
+    if need_proposed:
+        chosen, prun, pev, pembs = select_and_eval("proposed", cfg["grid_lam"])
+        chosen_lam = chosen["lam"]
+        if "proposed" not in variants:
+            sections[:] = [r for r in sections if r["variant"] != "proposed"]
+            roc.pop("proposed", None)
+        if "wo_h" in variants:
+            sections.extend(_section_records("wo_h", pev, "wo_h"))
+            roc["wo_h"] = pev["roc"]["wo_h"]
+            evals["wo_h"] = {"run": evals["proposed"]["run"], "selected": {"lam": chosen_lam, "how": "proposed's"},
+                             "inlier": None, "training": evals["proposed"]["training"]}
+        if "proposed" in variants:
+            tsne = _tsne_sample(pembs, prun, other_df, data_root, cfg["device"], cfg["seed"], cfg["tsne_max_target"],
+                                cfg["tsne_max_other"], progress)
+            atomic_savez(res_dir / "tsne" / f"{machine}_proposed.npz", **tsne)
+    for variant in ("no_mixup", "product_only"):
+        if variant in variants:
+            _, vrun, _, vembs = select_and_eval(variant, [chosen_lam])
+            if variant == "product_only":
+                tsne = _tsne_sample(vembs, vrun, other_df, data_root, cfg["device"], cfg["seed"],
+                                    cfg["tsne_max_target"], cfg["tsne_max_other"], progress)
+                atomic_savez(res_dir / "tsne" / f"{machine}_product_only.npz", **tsne)
+    if "baseline" in variants:
+        from .baseline import run_baseline
+
+        tb = time.perf_counter()
+        bdf = run_baseline(data_root, machine_types=[machine], workers=cfg.get("workers"), progress=progress)
+        for r in bdf.itertuples():
+            sections.append({"variant": "baseline", "machine": machine, "section": int(r.section),
+                             "role": section_role(int(r.section)), "auc": float(r.auc), "pauc": float(r.pauc)})
+        evals["baseline"] = {"run": None, "selected": None, "inlier": None, "training": None,
+                             "eval_duration_s": round(time.perf_counter() - tb, 3)}
+    atomic_write_json(res_dir / "roc" / f"{machine}.json", roc)
+    result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": machine,
+              "config_signature": _signature(cfg), "variants": evals, "runs": runs, "sections": sections,
+              "selection": selection_rows, "duration_s": round(time.perf_counter() - t0, 3),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_json(res_dir / "types" / f"{machine}.json", result)
+    if progress:
+        print(f"[experiment] {machine}: wrote {res_dir / 'types' / f'{machine}.json'}, roc/, logs/, tsne/")
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# tables
+# --------------------------------------------------------------------------------------
+
+
+def _signature(cfg: dict) -> dict:
+    keep = ("variants", "grid_p", "grid_lam", "epochs", "seed", "train_overrides", "tsne_max_target", "tsne_max_other")
+    return json.loads(json.dumps({k: cfg[k] for k in keep}))
+
+
+def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
+                  sections: Iterable[int] = EVAL_SECTIONS) -> list[dict]:
+    """Table II/III analogue: per variant and type, harmonic means of AUC, pAUC and of both,
+    over ``sections`` (default 03-05); ``machine == "All"`` row per variant over every type.
+
+    Values in percent.  A type missing a section gets no row.  Book: chapter 7.
+    """
+    from .metrics import ALL_LABEL, harmonic_mean
+
+    secs = {int(s) for s in sections}
+    out = []
+    for v in variants:
+        rows = [r for r in section_rows if r["variant"] == v and int(r["section"]) in secs]
+        machines = [m for m in MACHINE_TYPES if any(r["machine"] == m for r in rows)]
+        machines += sorted({r["machine"] for r in rows} - set(machines))
+        all_a, all_p = [], []
+        for m in machines:
+            part = [r for r in rows if r["machine"] == m]
+            a = [r["auc"] for r in part]
+            p = [r["pauc"] for r in part]
+            if min(a + p) <= 0:
+                continue
+            all_a += a
+            all_p += p
+            out.append({"variant": v, "machine": m, "AUC": 100 * harmonic_mean(a), "pAUC": 100 * harmonic_mean(p),
+                        "hmean": 100 * harmonic_mean(a + p)})
+        if all_a:
+            out.append({"variant": v, "machine": ALL_LABEL, "AUC": 100 * harmonic_mean(all_a),
+                        "pAUC": 100 * harmonic_mean(all_p), "hmean": 100 * harmonic_mean(all_a + all_p)})
+    return out
+
+
+def _write_table(res_dir: Path, name: str, rows: list[dict]) -> list[str]:
+    import pandas as pd
+
+    cols = list(TABLE_COLUMNS[name])
+    df = pd.DataFrame(rows, columns=cols)
+    atomic_write_text(res_dir / f"{name}.csv", df.to_csv(index=False))
+    atomic_write_json(res_dir / f"{name}.json", {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
+                                                 "columns": cols, "rows": df.astype(object).where(df.notna(), None)
+                                                 .to_dict(orient="records")})
+    return [f"{name}.csv", f"{name}.json"]
+
+
+def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict) -> Path:
+    """Rebuild the aggregated tables and the manifest from the per-type files."""
+    from .metrics import harmonic_mean
+
+    res_dir = out / "results"
+    sec_rows, sel_rows = [], []
+    for m in [t for t in MACHINE_TYPES if t in types] + sorted(set(types) - set(MACHINE_TYPES)):
+        for r in types[m]["sections"]:
+            a, p = r["auc"], r["pauc"]
+            sec_rows.append({"variant": r["variant"], "machine": r["machine"], "section": f"{int(r['section']):02d}",
+                             "role": r["role"], "AUC": 100 * a, "pAUC": 100 * p,
+                             "hmean": 100 * harmonic_mean([a, p]) if min(a, p) > 0 else None})
+        sel_rows += [{k: r.get(k) for k in TABLE_COLUMNS["selection"]} for r in types[m]["selection"]]
+    raw = [{"variant": r["variant"], "machine": r["machine"], "section": int(r["section"]), "auc": r["AUC"] / 100,
+            "pauc": r["pAUC"] / 100} for r in sec_rows]
+    files = []
+    files += _write_table(res_dir, "sections", sec_rows)
+    files += _write_table(res_dir, "selection", sel_rows)
+    files += _write_table(res_dir, "table2", summary_table(raw, [v for v in TABLE2_VARIANTS if v in cfg["variants"]]))
+    files += _write_table(res_dir, "table3", summary_table(raw, [v for v in TABLE3_VARIANTS if v in cfg["variants"]]))
+    extra = sorted(str(p.relative_to(res_dir)) for sub in ("roc", "logs", "tsne", "types")
+                   for p in (res_dir / sub).rglob("*") if p.is_file() and not p.name.startswith("."))
+    manifest = {
+        "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
+        "grids": {"lam": list(cfg["grid_lam"]), "p": {k: list(v) for k, v in cfg["grid_p"].items()},
+                  "aggregation": "the paper's per kind: gmm mean_above_median, lof mean"},
+        "selection_rule": SELECTION_RULE, "variants": list(cfg["variants"]), "machine_types": sorted(types),
+        "tables": {k: list(v) for k, v in TABLE_COLUMNS.items()},
+        "report_sections": list(EVAL_SECTIONS), "selection_sections": list(DEV_SECTIONS),
+        "files": files + extra, "provenance": provenance,
+    }
+    atomic_write_json(res_dir / "manifest.json", manifest)
+    return res_dir
+
+
+# --------------------------------------------------------------------------------------
+# load / validate
+# --------------------------------------------------------------------------------------
+
+
+def load_results(directory: str | Path) -> dict:
+    """Load and validate the compact result files of an experiment (``OUT`` or ``OUT/results``).
+
+    Checks the manifest's schema and version, that every listed file exists, that
+    every table's CSV and JSON have exactly the schema's columns, that ROC files
+    hold monotone ``fpr``/``tpr`` lists of equal length, and that t-SNE files hold
+    the schema's arrays with matching lengths.
+
+    Returns:
+        dict: ``manifest``, ``tables`` (name -> DataFrame), ``roc`` (type -> dict),
+        ``tsne`` (file stem -> dict of arrays), ``logs`` (relative path -> list of records),
+        ``types`` (type -> dict).  Book: chapter 7.
+
+    Raises:
+        FileNotFoundError: the manifest or a listed file is missing.
+        ValueError: a file does not match the schema (the message names it).
+    """
+    import pandas as pd
+
+    d = Path(directory)
+    if (d / "results" / "manifest.json").is_file():
+        d = d / "results"
+    mf = d / "manifest.json"
+    if not mf.is_file():
+        raise FileNotFoundError(f"{mf} does not exist; run `minasd experiment --out ...` first")
+    manifest = json.loads(mf.read_text())
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise ValueError(f"{mf} lacks the keys {missing}")
+    if manifest["schema"] != RESULTS_SCHEMA or manifest["schema_version"] != RESULTS_SCHEMA_VERSION:
+        raise ValueError(f"{mf} has schema {manifest['schema']!r} version {manifest['schema_version']}; this minasd "
+                         f"reads {RESULTS_SCHEMA!r} version {RESULTS_SCHEMA_VERSION}")
+    if {k: tuple(v) for k, v in manifest["tables"].items()} != TABLE_COLUMNS:
+        raise ValueError(f"{mf}: table columns {manifest['tables']} differ from the schema {TABLE_COLUMNS}")
+    for f in manifest["files"]:
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d / f} is listed in {mf} but does not exist")
+    tables = {}
+    for name, cols in TABLE_COLUMNS.items():
+        csv_path, json_path = d / f"{name}.csv", d / f"{name}.json"
+        if not csv_path.is_file() or not json_path.is_file():
+            raise FileNotFoundError(f"{csv_path if not csv_path.is_file() else json_path} does not exist")
+        df = pd.read_csv(csv_path, dtype={"section": str})
+        if tuple(df.columns) != cols:
+            raise ValueError(f"{csv_path} has columns {list(df.columns)}; the schema says {list(cols)}")
+        js = json.loads(json_path.read_text())
+        if js.get("schema_version") != RESULTS_SCHEMA_VERSION or tuple(js.get("columns", ())) != cols:
+            raise ValueError(f"{json_path} has schema version {js.get('schema_version')} and columns "
+                             f"{js.get('columns')}; the schema says v{RESULTS_SCHEMA_VERSION}, {list(cols)}")
+        if len(js["rows"]) != len(df) or any(tuple(r) != cols for r in js["rows"]):
+            raise ValueError(f"{json_path} rows disagree with {csv_path} or with the columns {list(cols)}")
+        for c in ("AUC", "pAUC"):
+            if c in df and len(df) and not df[c].between(0, 100).all():
+                raise ValueError(f"{csv_path}: column {c} has values outside [0, 100]")
+        tables[name] = df
+    roc, tsne, logs, types = {}, {}, {}, {}
+    for f in manifest["files"]:
+        p = d / f
+        if f.startswith("roc/"):
+            obj = json.loads(p.read_text())
+            for variant, per_sec in obj.items():
+                for sec, pts in per_sec.items():
+                    fpr, tpr = np.asarray(pts.get("fpr", [])), np.asarray(pts.get("tpr", []))
+                    if fpr.size < 2 or fpr.shape != tpr.shape or (np.diff(fpr) < 0).any() or (np.diff(tpr) < 0).any():
+                        raise ValueError(f"{p}: ROC of {variant} section {sec} is not two monotone lists of "
+                                         "equal length")
+            roc[p.stem] = obj
+        elif f.startswith("tsne/"):
+            with np.load(p, allow_pickle=False) as z:
+                arrs = {k: z[k] for k in z.files}
+            if set(arrs) != set(TSNE_KEYS):
+                raise ValueError(f"{p} holds arrays {sorted(arrs)}; the schema says {sorted(TSNE_KEYS)}")
+            n = len(arrs["coords"])
+            if arrs["coords"].shape != (n, 2) or any(len(arrs[k]) != n for k in TSNE_KEYS):
+                raise ValueError(f"{p}: arrays disagree in length or coords are not (N, 2)")
+            tsne[p.stem] = arrs
+        elif f.startswith("logs/"):
+            logs[f] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        elif f.startswith("types/"):
+            obj = json.loads(p.read_text())
+            if obj.get("schema_version") != RESULTS_SCHEMA_VERSION:
+                raise ValueError(f"{p} has schema version {obj.get('schema_version')}")
+            types[obj["machine_type"]] = obj
+    return {"manifest": manifest, "tables": tables, "roc": roc, "tsne": tsne, "logs": logs, "types": types,
+            "dir": str(d)}
+
+
+# --------------------------------------------------------------------------------------
+# the whole protocol
+# --------------------------------------------------------------------------------------
+
+
+def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequence[str] | None = None,
+               epochs: int | None = None, device: str = "auto", variants: Sequence[str] = VARIANTS,
+               grid_p: Mapping[str, Sequence[int]] | None = None, grid_lam: Sequence[float] = DEFAULT_GRID_LAM,
+               seed: int = 0, train_overrides: Mapping | None = None, tsne_max_target: int = TSNE_MAX_TARGET,
+               tsne_max_other: int = TSNE_MAX_OTHER, workers: int | None = None, progress: bool = True) -> dict:
+    """Run (or resume) the protocol and write ``OUT/results`` (module docstring).
+
+    Args:
+        data_root: DCASE-style data root (real or synthetic).
+        out_dir: experiment folder.
+        machine_types: target types (default: every type with training clips under ``data_root``).
+        epochs: training epochs (default Table I: 300).
+        device: "auto", "cpu", "cuda", ...
+        variants: subset of :data:`VARIANTS`.
+        grid_p: {"gmm": [...], "lof": [...]} (default :data:`DEFAULT_GRID_P`).
+        grid_lam: lambda grid (default {0.1, 1, 10}).
+        seed: seed of training, GMM fits and subsamples.
+        train_overrides: other :class:`minasd.train.TrainConfig` fields (batch_size, lr,
+            backbone, max_train_clips_per_section, val_fraction, num_workers, ...).
+        tsne_max_target, tsne_max_other: clips in each t-SNE sample.
+        workers: processes of the baseline's feature extraction.
+        progress: tqdm bars and a line per written file.
+
+    Returns:
+        :func:`load_results` of the written files.  Book: chapter 7.
+    """
+    from . import __version__
+    from .data import index
+    from .evaluate import data_manifest, resolve_device
+
+    t0 = time.perf_counter()
+    variants = list(variants)
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad or not variants:
+        raise ValueError(f"unknown variants {bad}; choose from {list(VARIANTS)}")
+    grid_p = {k: [int(p) for p in v] for k, v in (grid_p or DEFAULT_GRID_P).items()}
+    if set(grid_p) - {"gmm", "lof"} or not candidates(grid_p):
+        raise ValueError(f"grid_p must map 'gmm'/'lof' to lists of p, got {grid_p}")
+    grid_lam = [float(v) for v in grid_lam]
+    if not grid_lam:
+        raise ValueError("grid_lam is empty")
+    root = Path(data_root).resolve()
+    out = Path(out_dir).resolve()
+    df = index(root)
+    present = [m for m in MACHINE_TYPES if m in set(df.loc[df["split"] == "train", "machine"])]
+    present += sorted(set(df.loc[df["split"] == "train", "machine"]) - set(present))
+    types = list(machine_types) if machine_types else present
+    missing = [m for m in types if m not in present]
+    if missing:
+        raise ValueError(f"no training clips of {missing} under {root}; found {present}")
+    overrides = dict(train_overrides or {})
+    for k in ("machine_type", "data_root", "out_dir", "epochs", "lam", "device", "seed", "mixup", "machine_loss"):
+        if k in overrides:
+            raise ValueError(f"train_overrides may not set {k!r}; it is set by the experiment")
+    cfg = {"variants": variants, "grid_p": grid_p, "grid_lam": grid_lam, "epochs": epochs, "seed": seed,
+           "device": device, "train_overrides": overrides, "tsne_max_target": tsne_max_target,
+           "tsne_max_other": tsne_max_other, "workers": workers}
+    test_df = df[(df["split"] == "test") & (df["domain"].isin(["source"]) | df["domain"].isna())]
+    res_dir = out / "results"
+    done: dict[str, dict] = {}
+    for f in sorted((res_dir / "types").glob("*.json")):  # types finished before (other sessions)
+        obj = json.loads(f.read_text())
+        if obj.get("schema_version") == RESULTS_SCHEMA_VERSION:
+            done[obj["machine_type"]] = obj
+    if progress:
+        print(f"[experiment] {len(types)} machine types {types}, variants {variants}, lambda grid {grid_lam}, "
+              f"p grid {grid_p}; output {out}")
+    for m in types:
+        if m in done and done[m].get("config_signature") == _signature(cfg):
+            if progress:
+                print(f"[experiment] {m}: results/types/{m}.json is up to date, skipped")
+            continue
+        done[m] = run_type(m, root, out, cfg, test_df[test_df["machine"] != m].reset_index(drop=True), progress)
+    dev = resolve_device(device)
+    provenance = {
+        "config": json.loads(json.dumps(cfg)), "minasd_version": __version__, "git_commit": git_commit(),
+        "data_root": str(root), "data": data_manifest(root), "device": str(dev),
+        "device_name": __import__("torch").cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "epochs": {m: {v: e["training"]["epochs_done"] for v, e in done[m]["variants"].items() if e.get("training")}
+                   for m in done},
+        "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
+                       "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    res = write_tables(out, cfg, done, provenance)
+    if progress:
+        print(f"[experiment] wrote {res}/manifest.json, table2/table3/sections/selection (.csv, .json)")
+    return load_results(res)
+
+
+def format_results(loaded: dict) -> str:
+    """Table II and III analogues as text (percent)."""
+    lines = []
+    data = loaded["manifest"]["provenance"]["data"]
+    lines.append(f"data: {'SYNTHETIC (not DCASE; not comparable with the paper)' if data['synthetic'] else 'real'}")
+    for name in ("table2", "table3"):
+        df = loaded["tables"][name]
+        if len(df):
+            piv = df.pivot(index="variant", columns="machine", values="hmean")
+            lines.append(f"{name} (harmonic mean of AUC and pAUC over sections 03-05, %):")
+            lines.append(piv.round(2).to_string())
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# command line (wired into `minasd experiment` by minasd.cli)
+# --------------------------------------------------------------------------------------
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``minasd experiment`` (Book: chapter 7)."""
+    parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root")
+    parser.add_argument("--out", required=True, type=Path, help="experiment folder (runs/ and results/)")
+    parser.add_argument("--machine-types", nargs="+", default=None, help="target types (default: all present)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: Table I, 300)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
+    parser.add_argument("--grid-p", nargs="+", default=None, metavar="KIND:P,P",
+                        help="inlier grid, e.g. gmm:1,2,4,8,16,32,64 lof:4,8,16,32 (the default)")
+    parser.add_argument("--grid-lam", type=float, nargs="+", default=list(DEFAULT_GRID_LAM),
+                        help="lambda grid (default 0.1 1 10); one model is trained per value")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=None, help="override Table I's batch size")
+    parser.add_argument("--backbone", default=None, help="timm encoder (default efficientnet_b0; others: quick checks)")
+    parser.add_argument("--max-train-clips-per-section", type=int, default=None, help="quick runs only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _parse_grid_p(items: Sequence[str] | None) -> dict | None:
+    if not items:
+        return None
+    grid = {}
+    for it in items:
+        kind, _, ps = it.partition(":")
+        if kind not in ("gmm", "lof") or not ps:
+            raise ValueError(f"--grid-p item {it!r}: expected gmm:P,P,... or lof:P,P,...")
+        grid[kind] = [int(p) for p in ps.split(",") if p]
+    return grid
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    """Run ``minasd experiment`` and print the tables (Book: chapter 7)."""
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("backbone", args.backbone),
+                                   ("max_train_clips_per_section", args.max_train_clips_per_section)) if v is not None}
+    loaded = experiment(args.data, args.out, machine_types=args.machine_types, epochs=args.epochs, device=args.device,
+                        variants=[v.strip() for v in args.variants.split(",") if v.strip()],
+                        grid_p=_parse_grid_p(args.grid_p), grid_lam=args.grid_lam, seed=args.seed,
+                        train_overrides=overrides, progress=not args.quiet)
+    print(format_results(loaded))
+    return 0
+
+
+__all__ = ["experiment", "load_results", "select_on_dev", "summary_table", "run_type", "RESULTS_SCHEMA_VERSION",
+           "VARIANTS", "DEFAULT_GRID_P", "DEFAULT_GRID_LAM", "add_experiment_arguments", "run_experiment"]

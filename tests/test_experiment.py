@@ -1,0 +1,132 @@
+"""The protocol: selection on sections 00-02 only, a micro experiment, resume, schema checks."""
+import json
+import shutil
+
+import pytest
+
+from minasd.experiment import (DEFAULT_GRID_LAM, DEFAULT_GRID_P, TABLE_COLUMNS, experiment, load_results,
+                               select_on_dev, summary_table)
+
+# ---- selection logic on fake scores -------------------------------------------------
+
+
+def _rows(cands):
+    """cands: (lam, kind, p) -> (dev score, eval score); every section gets auc = pauc = score."""
+    rows = []
+    for (lam, kind, p), (dev, ev) in cands.items():
+        rows += [dict(lam=lam, kind=kind, p=p, section=s, auc=dev, pauc=dev) for s in (0, 1, 2)]
+        rows += [dict(lam=lam, kind=kind, p=p, section=s, auc=ev, pauc=ev) for s in (3, 4, 5)]
+    return rows
+
+
+def test_selects_on_dev_sections_even_when_eval_prefers_another():
+    rows = _rows({(0.1, "gmm", 2): (0.70, 0.95), (10.0, "gmm", 16): (0.90, 0.60), (1.0, "lof", 8): (0.80, 0.99)})
+    chosen, table = select_on_dev(rows)
+    assert chosen == {"lam": 10.0, "kind": "gmm", "p": 16}
+    assert [r["chosen"] for r in table] == [False, True, False]
+    assert table[1]["dev_hmean"] == pytest.approx(0.90) and table[1]["n_dev_sections"] == 3
+
+
+def test_selection_skips_invalid_candidates_and_breaks_ties_by_grid_order():
+    rows = _rows({(1.0, "gmm", 1): (0.8, 0.5), (1.0, "gmm", 2): (0.8, 0.9), (1.0, "gmm", 64): (0.99, 0.99)})
+    for r in rows:
+        if r["p"] == 64:
+            r.update(auc=None, pauc=None, skipped="section 00: GMM with p=64 needs 64 segments")
+    chosen, table = select_on_dev(rows)
+    assert chosen["p"] == 1  # tie with p=2: the first in grid order
+    assert table[2]["dev_hmean"] is None and "p=64" in table[2]["skipped"]
+    with pytest.raises(ValueError, match="development section"):
+        select_on_dev([r for r in rows if r["section"] >= 3])  # no dev rows: nothing to select on
+
+
+def test_summary_table_uses_only_sections_03_to_05():
+    recs = [dict(variant="proposed", machine="fan", section=s, auc=a, pauc=p)
+            for s, a, p in ((0, 0.01, 0.01), (3, 0.5, 0.5), (4, 1.0, 1.0), (5, 1.0, 0.5))]
+    rows = summary_table(recs, ["proposed"])
+    fan = next(r for r in rows if r["machine"] == "fan")
+    assert fan["AUC"] == pytest.approx(100 * 3 / (2 + 1 + 1))  # harmonic mean of 0.5, 1, 1
+    assert fan["hmean"] == pytest.approx(100 * 6 / (2 + 1 + 1 + 2 + 1 + 2))
+    assert [r["machine"] for r in rows] == ["fan", "All"]
+
+
+def test_default_grids_are_the_documented_ones():
+    assert DEFAULT_GRID_P == {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
+    assert DEFAULT_GRID_LAM == (0.1, 1.0, 10.0)
+
+
+# ---- a micro experiment -------------------------------------------------------------
+
+KW = dict(machine_types=["fan"], epochs=1, device="cpu", variants=["proposed", "product_only", "wo_h", "baseline"],
+          grid_p={"gmm": [1, 2, 64], "lof": [4]}, grid_lam=[10.0], workers=1, progress=False,
+          train_overrides=dict(batch_size=8, backbone="mobilenetv3_small_050"), tsne_max_target=20,
+          tsne_max_other=10)
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    from minasd.synth import make_dataset
+
+    base = tmp_path_factory.mktemp("exp")
+    root = make_dataset(base / "tiny", size="tiny", workers=1, progress=False, machine_types=["fan", "pump"])
+    out = base / "out"
+    return root, out, experiment(root, out, **KW)
+
+
+def test_micro_experiment_writes_valid_results(micro):
+    root, out, res = micro
+    again = load_results(out)  # validates every file against the schema
+    m = again["manifest"]
+    assert m["grids"]["lam"] == [10.0] and m["grids"]["p"] == {"gmm": [1, 2, 64], "lof": [4]}
+    assert m["provenance"]["data"]["synthetic"] and m["provenance"]["epochs"]["fan"]["proposed"] == 1
+    t2, t3 = again["tables"]["table2"], again["tables"]["table3"]
+    assert set(t2.variant) == {"proposed", "baseline"} and set(t3.variant) == {"proposed", "wo_h", "product_only"}
+    assert set(t2.machine) == {"fan", "All"} and t2.hmean.between(0, 100).all()
+    secs = again["tables"]["sections"]
+    assert set(secs[secs.variant == "proposed"].section) == {"00", "01", "02", "03", "04", "05"}
+    sel = again["tables"]["selection"]
+    for variant in ("proposed", "product_only"):
+        part = sel[sel.variant == variant]
+        assert len(part) == 4 and part.chosen.sum() == 1
+        assert part[part.p == 64].dev_hmean.isna().all()  # too large for 10 held-out segments: skipped
+    assert set(again["tsne"]) == {"fan_proposed", "fan_product_only"}
+    tsne = again["tsne"]["fan_proposed"]
+    assert tsne["coords"].shape == (30, 2) and (tsne["groups"] == "other types").sum() == 10
+    assert set(again["roc"]["fan"]) == {"proposed", "wo_h", "product_only"}
+    assert "logs/fan/proposed_lam10.jsonl" in again["logs"]
+
+
+def test_resume_trains_nothing(micro):
+    root, out, res = micro
+    runs = sorted((out / "runs" / "fan").iterdir())
+    stamps = {p / f: (p / f).stat().st_mtime_ns for p in runs for f in ("log.jsonl", "checkpoints/best.pt")}
+    (out / "results" / "types" / "fan.json").unlink()  # as if interrupted after training
+    again = experiment(root, out, **KW)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again["types"]["fan"]["runs"] == {"proposed_lam10": {"action": "skipped"},
+                                             "product_only_lam10": {"action": "skipped"}}
+    assert again["tables"]["table3"].equals(res["tables"]["table3"])
+    experiment(root, out, **KW)  # everything up to date: returns at once
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_load_results_rejects_mismatched_files(micro, tmp_path):
+    out = micro[1]
+    bad = tmp_path / "results"
+    shutil.copytree(out / "results", bad)
+    csv = bad / "table2.csv"
+    csv.write_text(csv.read_text().replace("hmean", "h_mean", 1))
+    with pytest.raises(ValueError, match="table2.csv has columns"):
+        load_results(bad)
+    shutil.rmtree(bad)
+    shutil.copytree(out / "results", bad)
+    man = json.loads((bad / "manifest.json").read_text())
+    man["schema_version"] = 999
+    (bad / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ValueError, match="version 999"):
+        load_results(bad)
+    shutil.rmtree(bad)
+    shutil.copytree(out / "results", bad)
+    (bad / "tsne" / "fan_proposed.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="fan_proposed.npz"):
+        load_results(bad)
+    assert tuple(TABLE_COLUMNS["table2"]) == ("variant", "machine", "AUC", "pAUC", "hmean")
