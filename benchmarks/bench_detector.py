@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         evaluate_run(run, p=2, device="cpu", progress=False)
     setup_s = time.perf_counter() - t_setup
     # one 10 s clip, in the DCASE layout so that its section comes from its name
-    wave, _ = render_clip("fan", 0, seconds=10.0, split="bench")
+    wave, _ = render_clip("fan", 0, seconds=10.0)
     clip = work / "fan" / "source_test" / "section_00_source_test_normal_0000_bench.wav"
     clip.parent.mkdir(parents=True, exist_ok=True)
     sf.write(clip, wave, 16000, subtype="PCM_16")
