@@ -69,3 +69,134 @@ def in_colab() -> bool:
     import sys
 
     return "google.colab" in sys.modules
+
+
+# --------------------------------------------------------------------------------------
+# results of `minasd experiment` in the chapters (4-9): committed full-scale and live
+# --------------------------------------------------------------------------------------
+
+#: The encoder of the paper; results of any other backbone are labelled as a stand-in.
+PAPER_BACKBONE = "efficientnet_b0"
+
+
+def _split_words(value) -> list[str]:
+    """``"fan ToyCar"`` or ``["fan", "ToyCar"]`` -> ``["fan", "ToyCar"]`` (papermill passes flat scalars)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    return [str(v) for v in value]
+
+
+def _has_manifest(directory: Path) -> bool:
+    return (directory / "manifest.json").is_file() or (directory / "results" / "manifest.json").is_file()
+
+
+def load_committed(results_dir: str | Path | None) -> dict | None:
+    """The committed full-scale results under ``results_dir``, or None when there are none.
+
+    Only an absent manifest counts as "none": a result folder that exists but no longer
+    matches the package's result schema raises (so CI fails on stale committed files).
+
+    Returns:
+        :func:`minasd.experiment.load_results` of the folder, or None.  Book: chapters 4-8.
+    """
+    from .experiment import load_results
+
+    if not results_dir or not _has_manifest(Path(results_dir)):
+        return None
+    return load_results(results_dir)
+
+
+def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_types="fan ToyCar",
+                    epochs: int | None = 4, backbone: str | None = "mobilenetv3_small_050", grid_lam="0.1 10",
+                    seed: int = 0, device: str = "cpu", max_train_clips_per_section: int | None = None,
+                    tsne_max_other: int | None = None, progress: bool = True) -> dict:
+    """Results of ``minasd experiment`` in ``experiment_dir``, running (or resuming) it first if needed.
+
+    The chapters and ``ci/book.sh`` call this with the same flat parameters, so CI runs
+    the experiment once and every chapter reads it.  A finished experiment whose
+    settings match is loaded without recomputing anything; otherwise
+    :func:`minasd.experiment.experiment` runs, which itself skips finished training
+    runs and finished machine types.
+
+    Args:
+        experiment_dir: the experiment folder (``runs/`` and ``results/``).
+        data_root: DCASE-style data root.
+        machine_types: target types, a space-separated string or a list.
+        epochs: training epochs (None = Table I, 300).
+        backbone: timm encoder; None = the paper's EfficientNet-B0.  Any other name is a
+            cheaper stand-in (CPU) and every caption says so.
+        grid_lam: lambda grid, a space-separated string or a list.
+        seed, device: as in :func:`minasd.experiment.experiment`.
+        max_train_clips_per_section: keep at most this many training clips per type and section.
+        tsne_max_other: other-type clips in each t-SNE sample (None = the experiment's default).
+        progress: progress bars and log lines.
+
+    Returns:
+        :func:`minasd.experiment.load_results` of the folder.  Book: chapters 4-9.
+    """
+    from .experiment import TSNE_MAX_OTHER, VARIANTS, experiment, load_results
+
+    types = _split_words(machine_types)
+    lams = [float(v) for v in _split_words(grid_lam)]
+    overrides = {k: v for k, v in (("backbone", backbone or None),
+                                   ("max_train_clips_per_section", max_train_clips_per_section)) if v is not None}
+    tsne_other = TSNE_MAX_OTHER if tsne_max_other is None else int(tsne_max_other)
+    d = Path(experiment_dir)
+    if (d / "results" / "manifest.json").is_file():
+        from .evaluate import data_manifest
+
+        loaded = load_results(d)
+        prov = loaded["manifest"]["provenance"]
+        if prov.get("data") != data_manifest(data_root) or Path(prov["data_root"]) != Path(data_root).resolve():
+            raise ValueError(f"{d} holds results of another data set ({prov.get('data_root')}: {prov.get('data')}); "
+                             f"delete {d} or choose another experiment_dir for {data_root}")
+        cfg = prov["config"]
+        same = (set(types) <= set(loaded["manifest"]["machine_types"]) and cfg.get("epochs") == epochs
+                and [float(v) for v in cfg.get("grid_lam", [])] == lams and cfg.get("seed") == seed
+                and cfg.get("train_overrides", {}) == overrides and cfg.get("tsne_max_other") == tsne_other
+                and list(cfg.get("variants", [])) == list(VARIANTS))
+        if same:
+            if progress:
+                print(f"[book] experiment in {d} is finished with these settings: loaded, nothing recomputed")
+            return loaded
+    return experiment(data_root, d, machine_types=types or None, epochs=epochs, device=device, grid_lam=lams,
+                      seed=seed, train_overrides=overrides, tsne_max_other=tsne_other, progress=progress)
+
+
+def backbone_label(backbone: str | None) -> str:
+    """Caption words for an encoder: the paper's, or a stand-in said plainly.
+
+    >>> backbone_label("mobilenetv3_small_050")
+    "backbone mobilenetv3_small_050, a CPU stand-in, not the paper's EfficientNet-B0"
+    """
+    if not backbone or backbone in (PAPER_BACKBONE, "tf_efficientnet_b0"):
+        return "backbone EfficientNet-B0 (the paper's)"
+    return f"backbone {backbone}, a CPU stand-in, not the paper's EfficientNet-B0"
+
+
+def results_label(loaded: dict, machine: str | None = None) -> str:
+    """One caption line for results of ``minasd experiment``: data, scale, epochs, backbone, device.
+
+    Args:
+        loaded: :func:`minasd.experiment.load_results` output.
+        machine: restrict the epoch count to this machine type.
+
+    Book: chapters 4-9.
+    """
+    prov = loaded["manifest"]["provenance"]
+    data = prov.get("data", {})
+    if data.get("synthetic"):
+        what = (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {data.get('size')}, "
+                f"seed {data.get('seed')}; not DCASE)")
+    else:
+        what = "real DCASE 2021 Task 2 data"
+    ep = prov.get("epochs", {})
+    done = sorted({int(v) for m, per in ep.items() if machine in (None, m) for v in per.values() if v is not None})
+    planned = prov.get("config", {}).get("epochs")
+    epochs = ("epochs " + "/".join(map(str, done)) if done else "epochs n/a") + (
+        f" of {planned} planned" if planned and done and max(done) < planned else "")
+    backbone = backbone_label(prov.get("config", {}).get("train_overrides", {}).get("backbone"))
+    device = prov.get("device_name") or prov.get("device")
+    return f"{what}; {epochs}; {backbone}; device {device}"

@@ -1,4 +1,4 @@
-"""The paper's protocol end to end: every type, the method, its ablations, a baseline (Book: chapter 7).
+"""The paper's protocol end to end: every type, the method, its ablations, a baseline (Book: chapter 6).
 
 ``minasd experiment --data ROOT --out DIR`` (or :func:`experiment`) runs, for every
 machine type present under ROOT:
@@ -111,7 +111,7 @@ def select_on_dev(rows: Sequence[Mapping], keys: Sequence[str] = ("lam", "kind",
     Returns:
         ``(chosen, table)``: the chosen candidate's key values, and one row per candidate
         with ``dev_hmean`` (harmonic mean of its dev AUCs and pAUCs; None if invalid),
-        ``n_dev_sections``, ``skipped`` and ``chosen``.  Book: chapter 7.
+        ``n_dev_sections``, ``skipped`` and ``chosen``.  Book: chapter 6.
 
     Raises:
         ValueError: no candidate has a score on every development section.
@@ -282,7 +282,7 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         other_df: index rows of other types' source test clips (for t-SNE).
 
     Returns:
-        the per-type result dict.  Book: chapter 7.
+        the per-type result dict.  Book: chapter 6.
     """
     from .evaluate import grid_scores, load_embeddings, section_role
     from .train import TrainConfig
@@ -398,7 +398,7 @@ def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
     """Table II/III analogue: per variant and type, harmonic means of AUC, pAUC and of both,
     over ``sections`` (default 03-05); ``machine == "All"`` row per variant over every type.
 
-    Values in percent.  A type missing a section gets no row.  Book: chapter 7.
+    Values in percent.  A type missing a section gets no row.  Book: chapter 6.
     """
     from .metrics import ALL_LABEL, harmonic_mean
 
@@ -488,7 +488,7 @@ def load_results(directory: str | Path) -> dict:
     Returns:
         dict: ``manifest``, ``tables`` (name -> DataFrame), ``roc`` (type -> dict),
         ``tsne`` (file stem -> dict of arrays), ``logs`` (relative path -> list of records),
-        ``types`` (type -> dict).  Book: chapter 7.
+        ``types`` (type -> dict).  Book: chapter 6.
 
     Raises:
         FileNotFoundError: the manifest or a listed file is missing.
@@ -593,7 +593,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         progress: tqdm bars and a line per written file.
 
     Returns:
-        :func:`load_results` of the written files.  Book: chapter 7.
+        :func:`load_results` of the written files.  Book: chapter 6.
     """
     from . import __version__
     from .data import index
@@ -649,6 +649,8 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         "device_name": __import__("torch").cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "epochs": {m: {v: e["training"]["epochs_done"] for v, e in done[m]["variants"].items() if e.get("training")}
                    for m in done},
+        # types computed in other invocations (sessions) may have used another configuration: each says its own
+        "per_type_config": {m: done[m]["config_signature"] for m in done},
         "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
                        "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -679,7 +681,7 @@ def format_results(loaded: dict) -> str:
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``minasd experiment`` (Book: chapter 7)."""
+    """Arguments of ``minasd experiment`` (Book: chapter 6)."""
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root")
     parser.add_argument("--out", required=True, type=Path, help="experiment folder (runs/ and results/)")
     parser.add_argument("--machine-types", nargs="+", default=None, help="target types (default: all present)")
@@ -711,7 +713,7 @@ def _parse_grid_p(items: Sequence[str] | None) -> dict | None:
 
 
 def run_experiment(args: argparse.Namespace) -> int:
-    """Run ``minasd experiment`` and print the tables (Book: chapter 7)."""
+    """Run ``minasd experiment`` and print the tables (Book: chapter 6)."""
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("backbone", args.backbone),
                                    ("max_train_clips_per_section", args.max_train_clips_per_section)) if v is not None}
     loaded = experiment(args.data, args.out, machine_types=args.machine_types, epochs=args.epochs, device=args.device,

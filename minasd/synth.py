@@ -64,7 +64,7 @@ from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, SAMPLE_RATE, SEC
 from .io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: Bump when the sound of any clip changes: a rerun into a root made by another version refuses.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 MANIFEST_NAME = "minasd_synth.json"
 PARTIAL_NAME = "minasd_synth.partial.json"
 LABELS_NAME = "minasd_synth_labels.csv"
@@ -464,6 +464,9 @@ _PUMP = MachineModel(
 
 # ---- slider ------------------------------------------------------------------------
 
+SL_FRIC=0.4
+SL_SQ=(0.1,0.5)
+SL_SC=(0.05,0.75)
 _SLIDER_SECTIONS = (
     dict(period=1.6, duty=0.7, motor=260.0, fric=((1800, 800, 3.0),), click=(2200, 3600), poles=4),
     dict(period=1.7, duty=0.7, motor=250.0, fric=((1800, 800, 3.0),), click=(2300, 3600), poles=4),
@@ -489,7 +492,7 @@ def _slider_render(rng, p, op, n, anomaly, sev):
     if anomaly == "irregular_rhythm":
         jitter = 0.02 + 0.04 * sev
     elif anomaly == "more_friction":
-        fric_gain *= 1.2 + 0.6 * sev
+        fric_gain *= 1.0 + SL_FRIC * (0.2 + 0.8 * sev)
     # strokes alternate direction; each stroke accelerates, cruises, decelerates, then stops
     starts = _periodic_times(rng, seconds + period, period / 2, jitter=jitter, offset=-rng.uniform(0, period / 2))
     t = _t(n)
@@ -516,10 +519,10 @@ def _slider_render(rng, p, op, n, anomaly, sev):
         x = _add_events(x, starts + move * rng.uniform(0.3, 0.7), 2.0 + 3.0 * sev, k2)
     elif anomaly == "no_lubrication":
         squeal = _harmonics(_cycles(rng.uniform(1500, 3000) * (0.98 + 0.04 * vel), n), [1, 2], [1.0, 0.3], rng)
-        x = x + (0.25 + 0.5 * sev) * squeal * vel
+        x = x + (SL_SQ[0] + SL_SQ[1] * sev ** 2) * squeal * vel
     elif anomaly == "scraping":
         scrape = _shaped_noise(rng, n, [(rng.uniform(3500, 6000), 2500, 3.0)], 0.0)
-        x = x + (0.5 + 0.8 * sev) * scrape * vel * (rng.random(n) < 0.5)
+        x = x + (SL_SC[0] + SL_SC[1] * sev ** 2) * scrape * vel * (rng.random(n) < 0.5)
     return x
 
 
@@ -537,12 +540,14 @@ _SLIDER = MachineModel(
         AnomalyKind("scraping", "gross", "a loose part scrapes along the rail"),
     ),
     _slider_render,
-    (0.0, 10.0),
+    (-4.0, 6.0),
 )
 
 
 # ---- valve -------------------------------------------------------------------------
 
+STUCK_FLOW=(0.0,1.0)
+LEAK=(0.0,0.3)
 _VALVE_SECTIONS = (
     dict(pattern=(0.0, 0.35, 1.2, 1.55), cycle=2.5, open_click=(2600, 5200), close_click=(1900, 4300), flow=((3000, 1500, 2.0),)),
     dict(pattern=(0.0, 0.40, 1.2, 1.60), cycle=2.5, open_click=(2700, 5200), close_click=(1900, 4300), flow=((3000, 1500, 2.0),)),
@@ -580,8 +585,9 @@ def _valve_render(rng, p, op, n, anomaly, sev):
     k_close = _kernel(rng, [(cc[0], 0.005, 1.0), (cc[1], 0.002, 0.5), (rng.uniform(400, 700), 0.012, 0.4)], 0.04)
     x = np.zeros(n, np.float32)
     _add_events(x, t_open, 1.0 * rng.uniform(0.85, 1.15, t_open.shape[0]), k_open)
-    if anomaly != "stuck":
-        _add_events(x, t_close, 1.2 * rng.uniform(0.85, 1.15, t_close.shape[0]), k_close)
+    # a sticking valve closes late and softly: the closing click fades with severity (gone at 1)
+    close_amp = 1.2 * (1.0 - sev) if anomaly == "stuck" else 1.2
+    _add_events(x, t_close, close_amp * rng.uniform(0.85, 1.15, t_close.shape[0]), k_close)
     # flow hiss while the valve is open (between an open and the following close event)
     gate = np.zeros(n, np.float32)
     for a, b in zip(t_open, t_close):
@@ -589,11 +595,14 @@ def _valve_render(rng, p, op, n, anomaly, sev):
         if i1 > i0:
             gate[i0:i1] = 1.0
     if anomaly == "stuck":
-        gate[:] = 1.0  # the valve does not close: continuous flow, no closing click
+        # the valve does not close fully: some flow while "closed", all of it at severity 1
+        gate = np.maximum(gate, np.float32(STUCK_FLOW[0] + STUCK_FLOW[1] * sev ** 2))
     gate = _smooth_env(gate, 160)
     flow_gain = 0.12
     flow = _shaped_noise(rng, n, p["flow"], 0.0)
-    x += flow_gain * flow * (gate + (0.15 + 0.35 * sev if anomaly == "leak" else 0.0))
+    # a leaking seat hisses while closed; faint at low severity (hidden under the factory noise)
+    leak = LEAK[0] + LEAK[1] * sev ** 2 if anomaly == "leak" else 0.0
+    x += flow_gain * flow * (gate + leak)
     if anomaly == "contamination":
         # a particle in the seat: a faint bounce a few ms after some closings
         sel = t_close[rng.random(t_close.shape[0]) < 0.5 + 0.4 * sev]
@@ -620,7 +629,7 @@ _VALVE = MachineModel(
         AnomalyKind("double_knock", "gross", "a second hard knock after each opening"),
     ),
     _valve_render,
-    (6.0, 16.0),
+    (0.0, 10.0),
     -38.0,
 )
 

@@ -49,9 +49,12 @@ def evaluated(trained, tmp_path_factory):
     return root, copy, res
 
 
-def _copy(run: Path, tmp_path: Path) -> Path:
+def _copy(evaluated, tmp_path: Path) -> Path:
+    """A not-yet-evaluated copy of the run that keeps the embedding cache (no re-extraction)."""
     dst = tmp_path / "run"
-    shutil.copytree(run, dst, ignore=shutil.ignore_patterns("eval", "inlier"))
+    shutil.copytree(evaluated[1], dst, ignore=shutil.ignore_patterns("inlier", "dcase", "*.csv", "*.json"))
+    for name in ("run.json", "split.json", "norm_stats.json"):
+        shutil.copy2(evaluated[1] / name, dst / name)
     return dst
 
 
@@ -110,8 +113,8 @@ def test_refuses_to_overwrite_then_reuses_cache(evaluated):
     evaluate_run(run, p=2, device="cpu", overwrite=True, progress=False)  # restore for the other tests
 
 
-def test_p_too_large_names_section_and_counts(trained, tmp_path):
-    run = _copy(trained[1], tmp_path)
+def test_p_too_large_names_section_and_counts(evaluated, tmp_path):
+    run = _copy(evaluated, tmp_path)
     with pytest.raises(ValueError, match=r"section 00.*p=11.*got 10"):
         evaluate_run(run, inlier="gmm", p=11, device="cpu", progress=False)
     with pytest.raises(ValueError, match=r"section 00.*p=10 neighbours"):
@@ -119,8 +122,8 @@ def test_p_too_large_names_section_and_counts(trained, tmp_path):
     assert not (run / "eval" / "results.json").exists()
 
 
-def test_section_without_heldout_clips(trained, tmp_path):
-    run = _copy(trained[1], tmp_path)
+def test_section_without_heldout_clips(evaluated, tmp_path):
+    run = _copy(evaluated, tmp_path)
     split = json.loads((run / "split.json").read_text())
     split["val"] = [p for p in split["val"] if "section_01_" not in p]
     (run / "split.json").write_text(json.dumps(split))
@@ -128,8 +131,8 @@ def test_section_without_heldout_clips(trained, tmp_path):
         evaluate_run(run, p=2, device="cpu", progress=False)
 
 
-def test_missing_run_file_and_unknown_section(trained, tmp_path):
-    run = _copy(trained[1], tmp_path)
+def test_missing_run_file_and_unknown_section(evaluated, tmp_path):
+    run = _copy(evaluated, tmp_path)
     with pytest.raises(ValueError, match=r"section\(s\) \['07'\].*knows"):
         evaluate_run(run, p=2, sections=[7], device="cpu", progress=False)
     (run / "norm_stats.json").unlink()

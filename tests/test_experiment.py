@@ -49,6 +49,15 @@ def test_summary_table_uses_only_sections_03_to_05():
     assert [r["machine"] for r in rows] == ["fan", "All"]
 
 
+def test_grid_p_argument_parsing():
+    from minasd.experiment import _parse_grid_p
+
+    assert _parse_grid_p(["gmm:1,2,4", "lof:8"]) == {"gmm": [1, 2, 4], "lof": [8]}
+    assert _parse_grid_p(None) is None
+    with pytest.raises(ValueError, match="knn:3"):
+        _parse_grid_p(["knn:3"])
+
+
 def test_default_grids_are_the_documented_ones():
     assert DEFAULT_GRID_P == {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
     assert DEFAULT_GRID_LAM == (0.1, 1.0, 10.0)
