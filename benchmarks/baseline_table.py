@@ -105,7 +105,9 @@ def main(argv=None) -> int:
         if args.no_generate:
             sys.exit(f"{root} holds no finished synthetic set (and --no-generate was given)")
         report = REPO / "benchmarks" / "synth_full_report.txt" if args.size == "full" else None
-        _generate(root, args.size, args.seed, args.workers, report)
+        gen_text = _generate(root, args.size, args.seed, args.workers, report)
+    else:
+        report, gen_text = None, None
     manifest = synth.read_manifest(root) if (root / synth.MANIFEST_NAME).exists() else {"synthetic": False}
 
     cfg = baseline.BaselineConfig()
@@ -125,7 +127,10 @@ def main(argv=None) -> int:
         f"test normal {res.n_test_normal.min()}-{res.n_test_normal.max()}, "
         f"test anomalous {res.n_test_anomaly.min()}-{res.n_test_anomaly.max()} (source domain)",
         f"# baseline: {cfg} on [mean, std] of log-mel frames (448-d), score = negative log-likelihood",
-        f"# wall time (features + fits): {wall:.0f} s",
+        f"# wall time (features + fits): {wall:.0f} s  (workers: {args.workers or os.cpu_count()}, "
+        f"cpu cores: {os.cpu_count()}, load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())})",
+        *([f"# generation in this invocation: {ln}" for ln in gen_text.splitlines()
+           if ln.startswith(("wall time", "disk size"))] if gen_text else []),
         "# AUC and pAUC (p = 0.1, McClish, sklearn roc_auc_score max_fpr=0.1) in %; hmean = harmonic mean.",
         "# Synthetic data: these numbers are not comparable to any DCASE 2021 result.",
     ])
@@ -134,6 +139,10 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out.with_suffix(".txt"), text)
     atomic_write_text(out.with_suffix(".csv"), res.to_csv(index=False))
+    if report is not None:
+        # the generation report also records what the same invocation then spent on the baseline
+        atomic_write_text(report, gen_text + f"baseline (features + fits) wall time: {wall:.0f} s, "
+                          f"results in {out}.txt/.json/.csv\n")
     atomic_write_json(out.with_suffix(".json"), {"command": cmd, "manifest": manifest, "baseline": str(cfg),
                                                  "commit": git_commit(REPO), "wall_seconds": wall,
                                                  "sections": res.to_dict("records")})

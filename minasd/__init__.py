@@ -9,3 +9,7 @@ factory), ``features`` (log-mel), ``model``, ``losses``, ``sampler``,
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+from .detector import Detector  # noqa: E402  (no torch import until used)
+
+__all__ = ["Detector", "__version__"]

@@ -64,7 +64,7 @@ from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, SAMPLE_RATE, SEC
 from .io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: Bump when the sound of any clip changes: a rerun into a root made by another version refuses.
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "1.2"
 MANIFEST_NAME = "minasd_synth.json"
 PARTIAL_NAME = "minasd_synth.partial.json"
 LABELS_NAME = "minasd_synth_labels.csv"
@@ -464,9 +464,6 @@ _PUMP = MachineModel(
 
 # ---- slider ------------------------------------------------------------------------
 
-SL_FRIC=0.4
-SL_SQ=(0.1,0.5)
-SL_SC=(0.05,0.75)
 _SLIDER_SECTIONS = (
     dict(period=1.6, duty=0.7, motor=260.0, fric=((1800, 800, 3.0),), click=(2200, 3600), poles=4),
     dict(period=1.7, duty=0.7, motor=250.0, fric=((1800, 800, 3.0),), click=(2300, 3600), poles=4),
@@ -492,7 +489,7 @@ def _slider_render(rng, p, op, n, anomaly, sev):
     if anomaly == "irregular_rhythm":
         jitter = 0.02 + 0.04 * sev
     elif anomaly == "more_friction":
-        fric_gain *= 1.0 + SL_FRIC * (0.2 + 0.8 * sev)
+        fric_gain *= 1.08 + 0.32 * sev  # +8 % to +40 % (v1.2; was +20 % to +80 %)
     # strokes alternate direction; each stroke accelerates, cruises, decelerates, then stops
     starts = _periodic_times(rng, seconds + period, period / 2, jitter=jitter, offset=-rng.uniform(0, period / 2))
     t = _t(n)
@@ -519,10 +516,11 @@ def _slider_render(rng, p, op, n, anomaly, sev):
         x = _add_events(x, starts + move * rng.uniform(0.3, 0.7), 2.0 + 3.0 * sev, k2)
     elif anomaly == "no_lubrication":
         squeal = _harmonics(_cycles(rng.uniform(1500, 3000) * (0.98 + 0.04 * vel), n), [1, 2], [1.0, 0.3], rng)
-        x = x + (SL_SQ[0] + SL_SQ[1] * sev ** 2) * squeal * vel
+        # squared severity (v1.2): a slightly dry rail squeals faintly, a dry one loudly
+        x = x + (0.15 + 0.6 * sev ** 2) * squeal * vel
     elif anomaly == "scraping":
         scrape = _shaped_noise(rng, n, [(rng.uniform(3500, 6000), 2500, 3.0)], 0.0)
-        x = x + (SL_SC[0] + SL_SC[1] * sev ** 2) * scrape * vel * (rng.random(n) < 0.5)
+        x = x + (0.15 + 0.9 * sev ** 2) * scrape * vel * (rng.random(n) < 0.5)
     return x
 
 
@@ -546,8 +544,6 @@ _SLIDER = MachineModel(
 
 # ---- valve -------------------------------------------------------------------------
 
-STUCK_FLOW=(0.0,1.0)
-LEAK=(0.0,0.3)
 _VALVE_SECTIONS = (
     dict(pattern=(0.0, 0.35, 1.2, 1.55), cycle=2.5, open_click=(2600, 5200), close_click=(1900, 4300), flow=((3000, 1500, 2.0),)),
     dict(pattern=(0.0, 0.40, 1.2, 1.60), cycle=2.5, open_click=(2700, 5200), close_click=(1900, 4300), flow=((3000, 1500, 2.0),)),
@@ -595,13 +591,14 @@ def _valve_render(rng, p, op, n, anomaly, sev):
         if i1 > i0:
             gate[i0:i1] = 1.0
     if anomaly == "stuck":
-        # the valve does not close fully: some flow while "closed", all of it at severity 1
-        gate = np.maximum(gate, np.float32(STUCK_FLOW[0] + STUCK_FLOW[1] * sev ** 2))
+        # the valve does not close fully: some flow while "closed", all of it at severity 1.
+        # Squared severity (v1.2): mild sticking hides under the factory noise, bad sticking does not.
+        gate = np.maximum(gate, np.float32(sev ** 2))
     gate = _smooth_env(gate, 160)
     flow_gain = 0.12
     flow = _shaped_noise(rng, n, p["flow"], 0.0)
     # a leaking seat hisses while closed; faint at low severity (hidden under the factory noise)
-    leak = LEAK[0] + LEAK[1] * sev ** 2 if anomaly == "leak" else 0.0
+    leak = 0.3 * sev ** 2 if anomaly == "leak" else 0.0
     x += flow_gain * flow * (gate + leak)
     if anomaly == "contamination":
         # a particle in the seat: a faint bounce a few ms after some closings
@@ -625,7 +622,7 @@ _VALVE = MachineModel(
         AnomalyKind("resonance_shift", "subtle", "click resonances 4-10 % lower (worn or loose seat)"),
         AnomalyKind("contamination", "subtle", "a faint bounce after some closings (particle in the seat)"),
         AnomalyKind("leak", "gross", "hiss of flow even while closed"),
-        AnomalyKind("stuck", "gross", "the valve does not close: no closing click, continuous flow"),
+        AnomalyKind("stuck", "gross", "the valve does not close fully: softer closing click, flow while closed"),
         AnomalyKind("double_knock", "gross", "a second hard knock after each opening"),
     ),
     _valve_render,

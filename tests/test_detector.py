@@ -110,3 +110,32 @@ def test_score_command_prints_and_writes_csv_once(evaluated, capsys, tmp_path):
     assert list(df.section) == ["00", "04"] and set(df.is_anomaly) <= {0, 1}
     with pytest.raises(FileExistsError, match="scores.csv"):
         run_score(args)
+
+
+def test_freeze_for_cpu_matches_eager_and_falls_back():
+    import warnings
+
+    import torch
+
+    from minasd.detector import freeze_for_cpu
+    from minasd.model import ASDModel
+
+    torch.manual_seed(0)
+    model = ASDModel(n_sections=3, backbone="mobilenetv3_small_050").eval()
+    frozen = freeze_for_cpu(model, n_segments=2)
+    x = torch.randn(4, 224, 126)  # another batch size than traced
+    with torch.inference_mode():
+        for ref, got in zip(model(x), frozen(x)):
+            assert got.shape == ref.shape
+            assert torch.allclose(ref, got, atol=1e-3 * max(1.0, ref.abs().max().item()))
+    assert frozen.training is False and frozen.eval() is frozen
+
+    class Untraceable(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("no")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bad = Untraceable()
+        assert freeze_for_cpu(bad) is bad
+    assert any("optimisation unavailable" in str(w.message) for w in caught)
