@@ -61,5 +61,6 @@ done
 t0=$(date +%s)
 .venv/bin/jupyter-book build "$stage" -W --keep-going
 $PY ci/check_html.py "$stage/_build/html"
+$PY ci/check_browser.py "$stage/_build/html"
 echo "[book] build and check took $(( $(date +%s) - t0 )) s"
 echo "[book] total $(( $(date +%s) - t_start )) s"

@@ -204,6 +204,7 @@ def check(html_root: Path, timeout: float = 60.0, image_wait_ms: int = 15000) ->
     wd = WebDriver(f"http://127.0.0.1:{port}", timeout)
     problems: dict[str, list[str]] = {}
     n_images = n_console = 0
+    other_console: dict[str, int] = {}  # severe messages not counted as problems, with their count
     try:
         wd.wait_ready()
         wd.start(browser, profile)
@@ -220,6 +221,10 @@ def check(html_root: Path, timeout: float = 60.0, image_wait_ms: int = 15000) ->
             n_images += len(info.get("images", []))
             n_console += sum(e.get("level") == "SEVERE" for e in console)
             found = page_problems(info, console, base)
+            for e in console:
+                msg = str(e.get("message", ""))[:160]
+                if e.get("level") == "SEVERE" and not any(msg[:100] in f for f in found):
+                    other_console[msg] = other_console.get(msg, 0) + 1
             if found:
                 problems[page] = found
             print(f"[browser] {'FAIL' if found else 'ok  '} {page}: {len(info.get('images', []))} images, "
@@ -237,6 +242,8 @@ def check(html_root: Path, timeout: float = 60.0, image_wait_ms: int = 15000) ->
     n_bad = sum(len(v) for v in problems.values())
     print(f"[browser] {len(pages)} pages, {n_images} images, {len(problems)} pages with problems ({n_bad} problems), "
           f"{n_console} severe console messages in all; {elapsed:.1f} s (headless {Path(browser).name})")
+    for msg, n in sorted(other_console.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"[browser] not counted ({n}x, not a failed request for the book's own files): {msg}")
     return 1 if problems else 0
 
 

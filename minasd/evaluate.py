@@ -229,7 +229,7 @@ def _extract(model, norm, abs_paths: Sequence[str], device, progress: bool, desc
 
 
 def _tqdm(it, **kw):
-    from tqdm.auto import tqdm
+    from minasd.progress import tqdm
 
     return tqdm(it, unit="clip", **kw)
 
