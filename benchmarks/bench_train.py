@@ -1,4 +1,4 @@
-"""Speed of the training step (issue 5; Book: chapter 5).
+"""Speed of the training step (issue 5; Book: chapter 4).
 
 Modes (the step timed is the trainer's own code: minasd.train.train_step and CropPipeline):
 

@@ -92,14 +92,9 @@ THRESHOLD_RULE = (
 
 def resolve_device(name: str):
     """``"auto"`` -> CUDA if available else CPU; an explicit CUDA device without CUDA is an error."""
-    import torch
+    from .train import resolve_device as _resolve
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
-    return dev
+    return _resolve(name)
 
 
 def data_manifest(root: str | Path) -> dict:

@@ -376,7 +376,8 @@ def validation_starts(lengths: np.ndarray, seg_len: int, n_crops: int) -> tuple[
 # --------------------------------------------------------------------------------------
 
 
-def _resolve_device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; an explicit CUDA device without CUDA is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -597,7 +598,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     cfg = dataclasses.replace(cfg, data_root=str(Path(cfg.data_root).resolve()),
                               out_dir=str(Path(cfg.out_dir).resolve()))
     hp = cfg.hparams()
-    device = _resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     if not Path(cfg.data_root).is_dir():
         raise FileNotFoundError(f"data root {cfg.data_root} does not exist")
     out = Path(cfg.out_dir)

@@ -12,21 +12,7 @@ from minasd.data import load_audio
 from minasd.detector import Detector, add_score_arguments, run_score
 from minasd.evaluate import evaluate_run
 
-TYPES = ["fan", "pump"]
-
-
-def shared_trained_run(tmp_path_factory) -> tuple[Path, Path]:
-    """(data_root, run_dir) built once per session (same helper in test_evaluate.py)."""
-    base = tmp_path_factory.getbasetemp() / "minasd_shared_eval"
-    root, run = base / "tiny", base / "run_fan"
-    if not (run / "run.json").is_file() or json.loads((run / "run.json").read_text()).get("status") != "finished":
-        from minasd.synth import make_dataset
-        from minasd.train import TrainConfig, train
-
-        make_dataset(root, size="tiny", workers=1, progress=False, machine_types=TYPES)
-        train(TrainConfig(machine_type="fan", data_root=str(root), out_dir=str(run), epochs=1, batch_size=8,
-                          device="cpu", backbone="mobilenetv3_small_050", progress=False))
-    return root, run
+from conftest import shared_trained_run  # noqa: E402  (one trained run per session)
 
 
 @pytest.fixture(scope="module")
