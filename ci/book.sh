@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PARAMS=${MINASD_BOOK_PARAMS:-ci/book_params.yaml}
+# Progress bars would flood the CI log and the executed chapters.
+export MINASD_BOOK_CI=1 TQDM_DISABLE=1
 t_start=$(date +%s)
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$(pwd)/$1" ;; esac; }
 stage=_build/ci_book
@@ -32,7 +34,6 @@ t0=$(date +%s)
 # reuses a finished set made with the same arguments; refuses (clearly) a set of another generator version
 .venv/bin/minasd synth --size "$scale" --seed "$seed" --out "$data_root"
 echo "[book] data set ($scale) took $(( $(date +%s) - t0 )) s"
-export MINASD_BOOK_CI=1 TQDM_DISABLE=1
 extra=(-p data_root "$data_root")
 if [ "$live" = True ]; then
   experiment_dir=$(abspath "$experiment_dir")
