@@ -4,8 +4,8 @@ For each HTML page (served over a local HTTP server, as a reader's browser would
 the page loads (no HTTP error page, a non-empty body), every ``<img>`` resolves
 (``naturalWidth > 0`` after the image finished loading), and no error output is shown
 (a traceback, an output cell of class ``error``/``traceback``, or a ``stderr`` output
-containing "Error").  Failed requests for the book's own files logged by the browser
-console count as problems too.
+containing "Error").  Failed requests for the book's own files and uncaught script
+errors on its pages, logged by the browser console, count as problems too.
 
 Usage::
 
@@ -178,6 +178,9 @@ def page_problems(info: dict, console: list[dict], base: str) -> list[str]:
         if (e.get("level") == "SEVERE" and url.startswith(base) and "Failed to load" in msg
                 and not url.endswith("/favicon.ico") and url not in bad_images):
             out.append(f"console: {msg[:300]}")
+        # A script of the book's own pages that throws (e.g. a constant declared twice).
+        elif e.get("level") == "SEVERE" and url.startswith(base) and "Uncaught" in msg:
+            out.append(f"console: {msg[:300]}")
     return out
 
 
@@ -243,7 +246,7 @@ def check(html_root: Path, timeout: float = 60.0, image_wait_ms: int = 15000) ->
     print(f"[browser] {len(pages)} pages, {n_images} images, {len(problems)} pages with problems ({n_bad} problems), "
           f"{n_console} severe console messages in all; {elapsed:.1f} s (headless {Path(browser).name})")
     for msg, n in sorted(other_console.items(), key=lambda kv: -kv[1])[:5]:
-        print(f"[browser] not counted ({n}x, not a failed request for the book's own files): {msg}")
+        print(f"[browser] not counted ({n}x, not the book's own failed request or script error): {msg}")
     return 1 if problems else 0
 
 
