@@ -212,21 +212,25 @@ def _extract(model, norm, abs_paths: Sequence[str], device, progress: bool, desc
     from .data import load_audio
     from .scoring import extract_embeddings
 
-    # Chunks of clips bound the memory of decoded audio (600 clips of 10 s would be 384 MB at once).
-    chunk = 256
+    # Chunks of clips bound the memory of decoded audio (600 clips of 10 s would be 384 MB at
+    # once); on the CPU smaller chunks also let the bar move while a section is scored.
+    cpu = str(device) == "cpu"
+    chunk = 64 if cpu else 256
     parts = []
-    for i in _tqdm(range(0, len(abs_paths), chunk), desc=f"embeddings of {desc}", disable=not progress,
-                   total=-(-len(abs_paths) // chunk)):
-        waves = [load_audio(p) for p in abs_paths[i:i + chunk]]
-        parts.append(extract_embeddings(model, waves, norm, device=device,
-                                        batch_size=64 if str(device) == "cpu" else 640, n_segments=N_SEGMENTS))
+    with _tqdm(total=len(abs_paths), desc=f"embeddings of {desc}", disable=not progress) as bar:
+        for i in range(0, len(abs_paths), chunk):
+            waves = [load_audio(p) for p in abs_paths[i:i + chunk]]
+            parts.append(extract_embeddings(model, waves, norm, device=device, batch_size=64 if cpu else 640,
+                                            n_segments=N_SEGMENTS))
+            bar.update(len(waves))
     return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
 
 
-def _tqdm(it, **kw):
+def _tqdm(it=None, **kw):
     from minasd.progress import tqdm
 
-    return tqdm(it, unit="clip", **kw)
+    kw.setdefault("unit", "clip")
+    return tqdm(it, **kw)
 
 
 def test_clips(data_root: str | Path, machine_type: str, sections: Iterable[int]):
@@ -437,7 +441,7 @@ def grid_scores(embs: RunEmbeddings, candidates: Iterable[tuple[str, int]], sect
     sections = [int(s) for s in (sections if sections is not None else embs.meta["sections"])]
     sections = [s for s in sections if (embs.test.sections == s).any()]
     rows = []
-    for kind, p in _tqdm(list(candidates), desc="inlier grid", disable=not progress):
+    for kind, p in _tqdm(list(candidates), desc="inlier grid", unit="model", disable=not progress):
         agg = aggregation or default_aggregation(kind)
         try:
             hset = fit_sections(embs, kind, int(p), sections, seed=seed)
