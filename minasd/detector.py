@@ -63,8 +63,11 @@ def freeze_for_cpu(model, n_segments: int | None = None, tolerance: float = 1e-3
     """The encoder traced, frozen and optimised for CPU inference, or ``model`` itself.
 
     ``torch.jit.freeze`` + ``optimize_for_inference`` fold batch norms into the
-    convolutions and pick oneDNN layouts: on 2 CPU threads this halves the CPU time
-    of EfficientNet-B0 on the 10 segments of a clip (benchmarks/bench_detector.py).
+    convolutions and pick oneDNN layouts.  Measured for EfficientNet-B0 on the 10
+    segments of a clip: on one thread of a loaded machine it cut the CPU time from
+    292 to 165 ms; on 2 idle threads it is level with the eager channels_last model
+    (about 100-140 ms either way, the order flipping between repeats;
+    benchmarks/results/detector_cpu.txt).
     The frozen module is checked against the eager one on a random batch; if
     tracing fails or the outputs differ by more than ``tolerance`` (relative to
     their scale), a warning is issued and the eager model is returned.  Book: chapter 9.
