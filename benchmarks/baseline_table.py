@@ -2,9 +2,9 @@
 print AUC / pAUC per machine type and section, with harmonic means per type for the paper's
 test sections 03-05 and the validation sections 00-02.
 
-Usage (the committed table was made with the first line):
+Usage (the committed table was made with the first line; its header records the command):
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/baseline_table.py --root /work/data/synth_full --size full
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/baseline_table.py --root /work/data/synth_full --size full --force
     python benchmarks/baseline_table.py --root /tmp/synth_small --size small --out-prefix /tmp/baseline_small
 
 If ``--root`` holds no finished synthetic set it is generated first (``minasd.synth.make_dataset``;
@@ -109,16 +109,24 @@ def main(argv=None) -> int:
     else:
         report, gen_text = None, None
     manifest = synth.read_manifest(root) if (root / synth.MANIFEST_NAME).exists() else {"synthetic": False}
+    synthetic = bool(manifest.get("synthetic"))
+    data_note = (f"SYNTHETIC (minasd.synth v{manifest.get('generator_version')}, size {manifest.get('size')}, "
+                 f"seed {manifest.get('seed')}; not DCASE)" if synthetic else f"real data from {root}")
 
     cfg = baseline.BaselineConfig()
     t0 = time.time()
     res = baseline.run_baseline(root, machine_types=args.machine_types, cfg=cfg, workers=args.workers)
     wall = time.time() - t0
     cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/baseline_table.py", *sys.argv[1:]])
+    # how this process was actually run: thread cap and niceness as observed, not assumed
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS",) if k in os.environ)
+    niceness = os.nice(0)
+    cmd = " ".join(x for x in (env, f"nice -n {niceness}" if niceness else "", cmd) if x)
     man_short = {k: manifest.get(k) for k in ("synthetic", "note", "generator_version", "seed", "size", "n_clips",
                                               "clip_seconds")}
     header = "\n".join([
-        f"# command: OMP_NUM_THREADS=1 nice -n 10 {cmd}",
+        f"# command: {cmd}",
+        f"# data: {data_note}",
         f"# date: {dt.datetime.now().isoformat(timespec='seconds')}",
         f"# commit: {git_commit(REPO)}",
         f"# data root: {root}",
@@ -132,18 +140,18 @@ def main(argv=None) -> int:
         *([f"# generation in this invocation: {ln}" for ln in gen_text.splitlines()
            if ln.startswith(("wall time", "disk size"))] if gen_text else []),
         "# AUC and pAUC (p = 0.1, McClish, sklearn roc_auc_score max_fpr=0.1) in %; hmean = harmonic mean.",
-        "# Synthetic data: these numbers are not comparable to any DCASE 2021 result.",
+        *(["# Synthetic data: these numbers are not comparable to any DCASE 2021 result."] if synthetic else []),
     ])
     text = header + "\n\n" + format_table(res, "Gaussian-mixture baseline on log-mel statistics")
     print(text)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out.with_suffix(".txt"), text)
-    atomic_write_text(out.with_suffix(".csv"), res.to_csv(index=False))
+    atomic_write_text(out.with_suffix(".csv"), res.assign(data=data_note).to_csv(index=False))
     if report is not None:
         # the generation report also records what the same invocation then spent on the baseline
         atomic_write_text(report, gen_text + f"baseline (features + fits) wall time: {wall:.0f} s, "
                           f"results in {out}.txt/.json/.csv\n")
-    atomic_write_json(out.with_suffix(".json"), {"command": cmd, "manifest": manifest, "baseline": str(cfg),
+    atomic_write_json(out.with_suffix(".json"), {"command": cmd, "data": data_note, "manifest": manifest, "baseline": str(cfg),
                                                  "commit": git_commit(REPO), "wall_seconds": wall,
                                                  "sections": res.to_dict("records")})
     return 0

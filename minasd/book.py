@@ -54,14 +54,13 @@ def data_label(root: str | Path) -> str:
     >>> data_label("/nonexistent")  # no synthetic manifest: taken as real data
     'real data from /nonexistent'
     """
-    from . import synth
+    from .synth import find_manifest
 
-    try:
-        m = synth.read_manifest(root)
-    except FileNotFoundError:
+    m = find_manifest(root)
+    if m is None:
         return f"real data from {root}"
     return (f"SYNTHETIC data (minasd.synth v{m.get('generator_version')}, size {m.get('size')}, "
-            f"seed {m.get('seed')}; not DCASE)")
+            f"seed {m.get('seed')}{'' if m['finished'] else ', INCOMPLETE set'}; not DCASE)")
 
 
 def in_colab() -> bool:

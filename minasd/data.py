@@ -17,6 +17,7 @@ on disk (Book: chapter 1) and how a clip becomes the waveform the model sees
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -225,7 +226,8 @@ def index(root: str | os.PathLike, ground_truth: str | os.PathLike | None = None
     domain of anonymised clips instead (0 source, 1 target); ``ground_truth_attributes/``
     is ignored. A CSV is used when the index holds anonymised clips of its machine type
     and section; then every such clip must have a row and every row a clip. Anonymised
-    clips of a machine type and section with no CSV at all keep label ``<NA>``.
+    clips of a machine type and section with no CSV at all keep label ``<NA>``, with a
+    ``UserWarning`` that names those sections (a partial download is legitimate).
 
     Args:
         root: data root.
@@ -304,19 +306,22 @@ def read_ground_truth(path: str | os.PathLike) -> dict[str, int]:
     if m is None:
         raise ValueError(f"ground-truth CSV {p}: name must be ground_truth_<machine>_section_<XX>[_<domain>]_test.csv")
     prefix = f"section_{m['section']}_" + (f"{m['domain']}_test_" if m["domain"] else "")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"ground-truth CSV {p}: not UTF-8 text ({err})") from None
     rows: dict[str, int] = {}
-    with open(p, newline="", encoding="utf-8") as fh:
-        for line_no, row in enumerate(csv.reader(fh), start=1):
-            row = [cell.strip() for cell in row]
-            if not any(row):
-                continue
-            if len(row) != 2 or not row[0].lower().endswith(".wav") or row[1] not in ("0", "1"):
-                raise ValueError(f"ground-truth CSV {p}, line {line_no}: expected '<clip>.wav,<0|1>', got {row!r}")
-            if not row[0].startswith(prefix):
-                raise ValueError(f"ground-truth CSV {p}, line {line_no}: clip {row[0]} does not start with {prefix!r}")
-            if row[0] in rows:
-                raise ValueError(f"ground-truth CSV {p}, line {line_no}: clip {row[0]} listed twice")
-            rows[row[0]] = int(row[1])
+    for line_no, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        row = [cell.strip() for cell in row]
+        if not any(row):
+            continue
+        if len(row) != 2 or not row[0].lower().endswith(".wav") or row[1] not in ("0", "1"):
+            raise ValueError(f"ground-truth CSV {p}, line {line_no}: expected '<clip>.wav,<0|1>', got {row!r}")
+        if not row[0].startswith(prefix):
+            raise ValueError(f"ground-truth CSV {p}, line {line_no}: clip {row[0]} does not start with {prefix!r}")
+        if row[0] in rows:
+            raise ValueError(f"ground-truth CSV {p}, line {line_no}: clip {row[0]} listed twice")
+        rows[row[0]] = int(row[1])
     return rows
 
 
@@ -369,6 +374,20 @@ def _merge_ground_truth(df: pd.DataFrame, csv_paths: Sequence[Path]) -> None:
                 if key in groups and name not in groups[key]:
                     csv_name = sorted({str(p) for _, p in groups[key].values()})
                     raise ValueError(f"clip {df.at[i, 'path']} has no row in ground-truth CSV {', '.join(csv_name)}")
+
+    # Sections with no CSV at all keep <NA> labels (a partial download is legitimate), but say so.
+    unlabelled: dict[tuple[str, int], int] = {}
+    for i in anon:
+        if pd.isna(df.at[i, "label"]):
+            key = (df.at[i, "machine"], int(df.at[i, "section"]))
+            unlabelled[key] = unlabelled.get(key, 0) + 1
+    if unlabelled:
+        import warnings
+
+        where = ", ".join(f"{m} section {s:02d} ({n})" for (m, s), n in sorted(unlabelled.items()))
+        warnings.warn(f"no ground-truth CSV for the anonymised evaluation clips of {where}: their labels stay "
+                      "<NA> (the DCASE 2021 ground truth is Zenodo record 5257674; `minasd download` fetches it)",
+                      UserWarning, stacklevel=3)
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:

@@ -74,7 +74,6 @@ EVAL_DIR = "eval"
 INLIER_DIR = "inlier"
 DETECTOR_FILE = "detector.json"
 RESULTS_FILE = "results.json"
-SYNTH_MANIFEST = "minasd_synth.json"
 #: Score kinds written per section: the paper's (h), "w/o h", machine logit.
 SCORE_KINDS: tuple[str, ...] = ("h", "wo_h", "machine")
 
@@ -98,19 +97,20 @@ def resolve_device(name: str):
 
 
 def data_manifest(root: str | Path) -> dict:
-    """What the data root is: ``<root>/minasd_synth.json`` present => synthetic (seed, size), else real.
+    """What the data root is: synthetic (seed, size; :func:`minasd.synth.find_manifest` finds
+    the set's manifest in ``root`` or up to two folders above it, or an interrupted set's
+    marker) or, with no manifest, real.
 
     Book: chapter 5.
     """
-    f = Path(root) / SYNTH_MANIFEST
-    if f.is_file():
-        try:
-            m = json.loads(f.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{f} is not valid JSON: {err}") from None
+    from .synth import find_manifest
+
+    m = find_manifest(root)
+    if m is not None:
+        note = m.get("note", "synthetic data - not DCASE") + ("" if m["finished"] else " (incomplete set)")
         return {"kind": "synthetic", "synthetic": True, "seed": m.get("seed"), "size": m.get("size"),
                 "generator_version": m.get("generator_version"), "machine_types": m.get("machine_types"),
-                "note": m.get("note", "synthetic data - not DCASE")}
+                "finished": m["finished"], "note": note}
     return {"kind": "real", "synthetic": False, "note": "DCASE 2021 Task 2 layout (no synthetic manifest found)"}
 
 

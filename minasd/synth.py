@@ -1008,16 +1008,16 @@ def _check_root(root: Path, ident: dict) -> None:
             try:
                 old = json.loads(f.read_text())
             except (OSError, ValueError) as err:
-                raise RuntimeError(f"{f}: unreadable synthetic-data marker ({err}); remove {root} or choose another root") from None
+                raise ValueError(f"{f}: unreadable synthetic-data marker ({err}); remove {root} or choose another root") from None
             old_ident = {k: old.get(k) for k in ident}
             if old_ident != ident:
                 diff = ", ".join(f"{k}: {old_ident[k]!r} there, {ident[k]!r} asked" for k in ident if old_ident[k] != ident[k])
-                raise RuntimeError(f"{root} already holds a synthetic data set made with other arguments ({diff}); "
+                raise ValueError(f"{root} already holds a synthetic data set made with other arguments ({diff}); "
                                    "refusing to mix two sets: choose another --out or delete that folder")
             return
     for sub in ("dev_data", "eval_data"):
         if (root / sub).exists() and any((root / sub).iterdir()):
-            raise RuntimeError(f"{root / sub} exists but {root} has no {MANIFEST_NAME}: it is not a minasd synthetic "
+            raise ValueError(f"{root / sub} exists but {root} has no {MANIFEST_NAME}: it is not a minasd synthetic "
                                "set (real data?); refusing to write into it")
 
 
@@ -1134,11 +1134,48 @@ def _severity_of(job: _Job) -> float:
 
 
 def read_manifest(root: str | Path) -> dict:
-    """The manifest of a synthetic set (raises FileNotFoundError naming the file if absent)."""
+    """The manifest of a synthetic set.
+
+    Raises:
+        FileNotFoundError: no manifest (named) under ``root``.
+        ValueError: the manifest is not valid JSON (named).
+    """
     f = Path(root) / MANIFEST_NAME
     if not f.exists():
         raise FileNotFoundError(f"{f} not found: {root} is not a finished minasd synthetic set")
-    return json.loads(f.read_text())
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"synthetic-set manifest {f} is not valid JSON ({err}); regenerate the set") from None
+
+
+def find_manifest(path: str | Path, levels: int = 2) -> dict | None:
+    """The synthetic-set manifest that covers ``path``, or None for data that is not synthetic.
+
+    Looks in ``path`` and up to ``levels`` folders above it (a set may be indexed through
+    ``<set>/dev_data`` or ``<set>/dev_data/fan``), for the finished manifest or, failing
+    that, the marker of an interrupted run.  The returned dict is the manifest's content
+    plus ``manifest_path`` and ``finished`` (False for an interrupted set).  Used to label
+    every result as synthetic or real.
+
+    Raises:
+        ValueError: a manifest or marker that is not valid JSON (named).
+    """
+    here = Path(path).resolve()
+    for folder in [here, *here.parents][: levels + 1]:
+        for name, finished in ((MANIFEST_NAME, True), (PARTIAL_NAME, False)):
+            f = folder / name
+            if f.is_file():
+                m = read_manifest(folder) if finished else _read_json(f)
+                return {**m, "manifest_path": str(f), "finished": finished}
+    return None
+
+
+def _read_json(f: Path) -> dict:
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"synthetic-set marker {f} is not valid JSON ({err}); regenerate the set") from None
 
 
 def read_labels(root: str | Path):

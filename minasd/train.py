@@ -91,7 +91,6 @@ from .sampler import BalancedBatchSampler
 RUNTIME_FIELDS = ("out_dir", "device", "num_workers", "compile", "progress")
 #: Files and folders the trainer writes in a run directory (``overwrite`` deletes exactly these).
 RUN_FILES = ("config.yaml", "run.json", "split.json", "norm_stats.json", "log.jsonl", "checkpoints")
-SYNTH_MANIFEST = "minasd_synth.json"
 PCM_SCALE = 32768.0  # int16 storage: sample value = int / 32768, as soundfile reads 16-bit PCM
 
 
@@ -391,14 +390,12 @@ def _comparable(cfg: TrainConfig) -> dict:
 
 
 def _data_manifest(root: Path) -> dict:
-    manifest = root / SYNTH_MANIFEST
-    if manifest.is_file():
-        try:
-            content = json.loads(manifest.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{manifest} is not valid JSON: {err}") from None
-        return {"kind": "synthetic", "synthetic": True, "manifest": content}
-    return {"kind": "real", "synthetic": False}
+    from .synth import find_manifest
+
+    m = find_manifest(root)
+    if m is None:
+        return {"kind": "real", "synthetic": False}
+    return {"kind": "synthetic", "synthetic": True, "manifest": {k: v for k, v in m.items() if k != "manifest_path"}}
 
 
 def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:

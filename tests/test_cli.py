@@ -49,3 +49,18 @@ def test_console_script_entry_point_runs():
 def test_prepare_data_rejects_unknown_dataset(tmp_path):
     with pytest.raises(ValueError, match="dataset must be one of"):
         prepare_data(tmp_path, dataset="imagenet")
+
+
+def test_synth_into_a_set_of_other_arguments_is_one_clear_line(tmp_path, capsys):
+    import json
+
+    from minasd import synth
+
+    root = tmp_path / "set"
+    root.mkdir()
+    (root / synth.PARTIAL_NAME).write_text(json.dumps({"generator_version": synth.GENERATOR_VERSION, "seed": 5,
+                                                       "size": "tiny", "machine_types": ["valve"]}))
+    assert cli.main(["synth", "--size", "tiny", "--seed", "0", "--machine-types", "valve", "--out", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert str(root) in err and "seed: 5 there, 0 asked" in err and "Traceback" not in err
+    assert sorted(p.name for p in root.iterdir()) == [synth.PARTIAL_NAME]  # nothing written

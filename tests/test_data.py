@@ -210,7 +210,9 @@ def test_ground_truth_merge_2021(tmp_path):
     touch(tmp_path, "data/eval_data/fan/source_test/section_05_source_test_0000.wav")  # no CSV for section 05
     for rel in DEV_CLIPS:
         touch(tmp_path / "data", rel)
-    df = index(tmp_path / "data", ground_truth=gt)
+    with pytest.warns(UserWarning, match=r"fan section 05 \(1\)") as caught:
+        df = index(tmp_path / "data", ground_truth=gt)
+    assert "section 03" not in str(caught[0].message)  # sections with a CSV are labelled, not warned about
     ev = df[df.dataset == "eval_data"].set_index(df[df.dataset == "eval_data"]["path"].map(lambda p: Path(p).name))
     fan = ev[(ev.machine == "fan") & (ev.section == 3) & (ev.split == "test")]
     assert len(fan) == 14
@@ -222,7 +224,8 @@ def test_ground_truth_merge_2021(tmp_path):
     # CSVs found anywhere under the root without the argument
     import shutil
     shutil.copytree(gt, tmp_path / "data" / "ground_truth")
-    pd.testing.assert_frame_equal(df, index(tmp_path / "data"))
+    with pytest.warns(UserWarning, match="section 05"):
+        pd.testing.assert_frame_equal(df, index(tmp_path / "data"))
 
 
 def test_ground_truth_missing_row_and_extra_row(tmp_path):
@@ -289,6 +292,15 @@ def test_read_ground_truth_bad_name_and_blank_lines(tmp_path):
     q.write_text("")
     with pytest.raises(ValueError, match="ground_truth_fan.csv: name must be"):
         read_ground_truth(q)
+
+
+def test_read_ground_truth_binary_and_bom(tmp_path):
+    p = tmp_path / "ground_truth_fan_section_03_source_test.csv"
+    p.write_bytes(b"\xff\xfe\x00\x81 not text")
+    with pytest.raises(ValueError, match="ground_truth_fan_section_03_source_test.csv: not UTF-8"):
+        read_ground_truth(p)
+    p.write_bytes("\ufeffsection_03_source_test_0002.wav,0\n".encode("utf-8"))  # a BOM is not part of the name
+    assert read_ground_truth(p) == {"section_03_source_test_0002.wav": 0}
 
 
 def test_conflicting_ground_truth_copies(tmp_path):

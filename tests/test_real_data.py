@@ -171,5 +171,22 @@ def test_real_ground_truth_mismatches_are_errors(tmp_path):
     extra.unlink()
     # no ground truth at all: anonymised clips keep <NA>
     (tmp_path / "empty").mkdir()
-    df = index(tmp_path / "eval_data", ground_truth=tmp_path / "empty")
+    with pytest.warns(UserWarning, match="no ground-truth CSV"):
+        df = index(tmp_path / "eval_data", ground_truth=tmp_path / "empty")
     assert len(df) == 400 and df["label"].isna().all()
+
+
+@pytest.mark.skipif(not GT_DIR.is_dir(), reason=f"{GT_DIR} not found")
+def test_every_dcase2021_ground_truth_csv_parses():
+    """All 42 official CSVs (7 types x sections 03-05 x source/target), not only the merged ones."""
+    from minasd.config import EVAL_SECTIONS, MACHINE_TYPES
+
+    expected = {f"ground_truth_{m}_section_{s:02d}_{d}_test.csv"
+                for m in MACHINE_TYPES for s in EVAL_SECTIONS for d in ("source", "target")}
+    found = {p.name: p for p in GT_DIR.glob("ground_truth_*.csv")}
+    assert set(found) == expected
+    for name, p in found.items():
+        rows = read_ground_truth(p)
+        assert len(rows) >= 100, name
+        assert set(rows.values()) == {0, 1}, name  # every file holds normal and anomalous clips
+

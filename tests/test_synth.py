@@ -149,21 +149,21 @@ def test_resume_rewrites_only_missing(tmp_path):
 
 def test_refuses_mismatched_rerun(tmp_path):
     root = synth.make_dataset(tmp_path / "r", "tiny", seed=0, machine_types=["valve"], workers=1, progress=False)
-    with pytest.raises(RuntimeError, match="seed"):
+    with pytest.raises(ValueError, match="seed"):
         synth.make_dataset(root, "tiny", seed=1, machine_types=["valve"], workers=1, progress=False)
-    with pytest.raises(RuntimeError, match="size"):
+    with pytest.raises(ValueError, match="size"):
         synth.make_dataset(root, "small", seed=0, machine_types=["valve"], workers=1, progress=False)
-    with pytest.raises(RuntimeError, match="machine_types"):
+    with pytest.raises(ValueError, match="machine_types"):
         synth.make_dataset(root, "tiny", seed=0, machine_types=["fan"], workers=1, progress=False)
     # an interrupted run (marker but no manifest) refuses too
     (root / synth.MANIFEST_NAME).unlink()
     (root / synth.PARTIAL_NAME).write_text(json.dumps({"generator_version": "0.0", "seed": 0, "size": "tiny",
                                                         "machine_types": ["valve"]}))
-    with pytest.raises(RuntimeError, match="generator_version"):
+    with pytest.raises(ValueError, match="generator_version"):
         synth.make_dataset(root, "tiny", seed=0, machine_types=["valve"], workers=1, progress=False)
     foreign = tmp_path / "real"
     (foreign / "dev_data" / "fan" / "train").mkdir(parents=True)
-    with pytest.raises(RuntimeError, match="not a minasd synthetic"):
+    with pytest.raises(ValueError, match="not a minasd synthetic"):
         synth.make_dataset(foreign, "tiny", machine_types=["fan"], workers=1, progress=False)
     with pytest.raises(ValueError, match="size"):
         synth.make_dataset(tmp_path / "x", "huge")
@@ -205,3 +205,30 @@ def test_gross_anomaly_adds_energy():
     stuck, _ = synth.render_clip("valve", 0, "stuck", 1.0, seed=0, seconds=3.0)
     frames = lambda x: np.sqrt(np.mean(x[: len(x) // 400 * 400].reshape(-1, 400) ** 2, axis=1))
     assert np.percentile(frames(stuck), 20) > 2 * np.percentile(frames(normal), 20)
+
+
+def test_find_manifest_labels_subfolders_interrupted_and_real(tiny, tmp_path):
+    from minasd.book import data_label
+    from minasd.evaluate import data_manifest
+
+    for where in (tiny, tiny / "dev_data", tiny / "dev_data" / "fan"):
+        m = synth.find_manifest(where)
+        assert m["finished"] and m["seed"] == 0 and m["size"] == "tiny", where
+        assert data_manifest(where)["synthetic"] and data_label(where).startswith("SYNTHETIC")
+    real = tmp_path / "real" / "dev_data"
+    real.mkdir(parents=True)
+    assert synth.find_manifest(real) is None and data_label(real).startswith("real data")
+    assert data_manifest(real)["kind"] == "real"
+    # an interrupted set is still synthetic, and says it is incomplete
+    part = tmp_path / "part"
+    (part / "dev_data").mkdir(parents=True)
+    (part / synth.PARTIAL_NAME).write_text(json.dumps({"generator_version": synth.GENERATOR_VERSION, "seed": 4,
+                                                       "size": "tiny", "machine_types": ["fan"]}))
+    assert synth.find_manifest(part / "dev_data")["finished"] is False
+    assert "INCOMPLETE" in data_label(part) and "incomplete" in data_manifest(part)["note"]
+    (part / synth.PARTIAL_NAME).write_text("{not json")
+    with pytest.raises(ValueError, match=synth.PARTIAL_NAME):
+        synth.find_manifest(part)
+    (part / synth.MANIFEST_NAME).write_text("{not json")
+    with pytest.raises(ValueError, match=synth.MANIFEST_NAME):
+        synth.read_manifest(part)
