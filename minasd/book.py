@@ -194,7 +194,13 @@ def results_label(loaded: dict, machine: str | None = None) -> str:
     ep = prov.get("epochs", {})
     done = sorted({int(v) for m, per in ep.items() if machine in (None, m) for v in per.values() if v is not None})
     planned = prov.get("config", {}).get("epochs")
-    epochs = ("epochs " + "/".join(map(str, done)) if done else "epochs n/a") + (
+    if not done:
+        epochs = "epochs n/a"
+    elif len(done) == 1:
+        epochs = f"epochs {done[0]}"
+    else:
+        epochs = f"epochs {done[0]}-{done[-1]} (runs differ)"
+    epochs += (
         f" of {planned} planned" if planned and done and max(done) < planned else "")
     backbone = backbone_label(prov.get("config", {}).get("train_overrides", {}).get("backbone"))
     device = prov.get("device_name") or prov.get("device")

@@ -586,7 +586,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
         FileExistsError: ``out_dir`` holds a run that the flags do not allow to touch.
         ValueError: bad data or configuration (the message names the file or field).
 
-    >>> # train(TrainConfig("fan", "data/dcase2021", "runs/fan"))   # doctest: +SKIP
+    >>> train(TrainConfig("fan", "data/dcase2021", "runs/fan"))  # doctest: +SKIP
     """
     from minasd.progress import tqdm
 
