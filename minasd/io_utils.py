@@ -7,6 +7,7 @@ the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -18,9 +19,15 @@ from typing import Any
 import numpy as np
 
 
+@functools.lru_cache(maxsize=1)
 def _default_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
-    mask = os.umask(0)
+    """The mode ``open()`` would give a new file: 0o666 less the process umask.
+
+    Reading the umask means setting it briefly, so it is read once per process (the umask
+    of a running program does not change in practice) rather than on every write, where
+    another thread could create a file during that moment.
+    """
+    mask = os.umask(0o077)
     os.umask(mask)
     return 0o666 & ~mask
 

@@ -32,9 +32,11 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
 
 def test_atomic_write_gives_the_mode_open_would(tmp_path):
     old = os.umask(0o022)
+    io_utils._default_mode.cache_clear()  # the umask is read once per process
     try:
         p = io_utils.atomic_write_text(tmp_path / "m.txt", "x")
         (tmp_path / "plain.txt").write_text("x")
     finally:
         os.umask(old)
+        io_utils._default_mode.cache_clear()
     assert p.stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o644
