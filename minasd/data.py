@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -382,8 +383,6 @@ def _merge_ground_truth(df: pd.DataFrame, csv_paths: Sequence[Path]) -> None:
             key = (df.at[i, "machine"], int(df.at[i, "section"]))
             unlabelled[key] = unlabelled.get(key, 0) + 1
     if unlabelled:
-        import warnings
-
         where = ", ".join(f"{m} section {s:02d} ({n})" for (m, s), n in sorted(unlabelled.items()))
         warnings.warn(f"no ground-truth CSV for the anonymised evaluation clips of {where}: their labels stay "
                       "<NA> (the DCASE 2021 ground truth is Zenodo record 5257674; `minasd download` fetches it)",

@@ -1143,10 +1143,7 @@ def read_manifest(root: str | Path) -> dict:
     f = Path(root) / MANIFEST_NAME
     if not f.exists():
         raise FileNotFoundError(f"{f} not found: {root} is not a finished minasd synthetic set")
-    try:
-        return json.loads(f.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"synthetic-set manifest {f} is not valid JSON ({err}); regenerate the set") from None
+    return _read_json(f, "manifest")
 
 
 def find_manifest(path: str | Path, levels: int = 2) -> dict | None:
@@ -1166,16 +1163,16 @@ def find_manifest(path: str | Path, levels: int = 2) -> dict | None:
         for name, finished in ((MANIFEST_NAME, True), (PARTIAL_NAME, False)):
             f = folder / name
             if f.is_file():
-                m = read_manifest(folder) if finished else _read_json(f)
+                m = _read_json(f, "manifest" if finished else "marker")
                 return {**m, "manifest_path": str(f), "finished": finished}
     return None
 
 
-def _read_json(f: Path) -> dict:
+def _read_json(f: Path, what: str) -> dict:
     try:
         return json.loads(f.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"synthetic-set marker {f} is not valid JSON ({err}); regenerate the set") from None
+        raise ValueError(f"synthetic-set {what} {f} is not valid JSON ({err}); regenerate the set") from None
 
 
 def read_labels(root: str | Path):

@@ -230,5 +230,7 @@ def test_find_manifest_labels_subfolders_interrupted_and_real(tiny, tmp_path):
     with pytest.raises(ValueError, match=synth.PARTIAL_NAME):
         synth.find_manifest(part)
     (part / synth.MANIFEST_NAME).write_text("{not json")
-    with pytest.raises(ValueError, match=synth.MANIFEST_NAME):
+    with pytest.raises(ValueError, match=f"manifest .*{synth.MANIFEST_NAME}"):
         synth.read_manifest(part)
+    with pytest.raises(ValueError, match=f"manifest .*{synth.MANIFEST_NAME}"):
+        synth.find_manifest(part / "dev_data")
