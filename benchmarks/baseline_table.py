@@ -2,10 +2,15 @@
 print AUC / pAUC per machine type and section, with harmonic means per type for the paper's
 test sections 03-05 and the validation sections 00-02.
 
-Usage (the committed table was made with the first line; its header records the command):
+Usage (from the repository root; the committed table was made with the first line, its
+header records the command):
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/baseline_table.py --root /work/data/synth_full --size full --force
-    python benchmarks/baseline_table.py --root /tmp/synth_small --size small --out-prefix /tmp/baseline_small
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/baseline_table.py --root data/synth_full --size full --force
+    python benchmarks/baseline_table.py --root data/synth_small --size small --out-prefix out/baseline_small
+
+``--root`` is required: the full set is 16 GB and where it lives is the user's choice
+(``data/`` in the repository is ignored by git).  Paths written into the results are
+relative (see :func:`shown_path`), so committed outputs name no one's machine.
 
 If ``--root`` holds no finished synthetic set it is generated first (``minasd.synth.make_dataset``;
 an interrupted set resumes), and the generation time and disk size go to
@@ -33,12 +38,48 @@ from minasd.io_utils import atomic_write_json, atomic_write_text, git_commit  # 
 from minasd.metrics import section_table  # noqa: E402
 
 
+def shown_path(path: str | Path) -> str:
+    """A path as the results write it: never an absolute path of the machine that ran them.
+
+    A relative path is kept as given; an absolute one inside the repository is written
+    relative to the repository (the same text wherever the script ran from), one inside the
+    current directory relative to that; any other absolute path is reduced to its last
+    component, because the folders above a data root say nothing about the numbers.
+
+    >>> shown_path("data/synth_full")
+    'data/synth_full'
+    >>> shown_path(REPO / "benchmarks" / "results" / "baseline_full")
+    'benchmarks/results/baseline_full'
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    for base in (REPO, Path.cwd()):
+        try:
+            return str(p.resolve().relative_to(base.resolve()))
+        except ValueError:
+            pass
+    return p.name
+
+
+def command_line(argv: list[str]) -> str:
+    """The command that ran this script, as recorded in the results, with absolute paths in
+    its arguments (``--root /x/y`` or ``--root=/x/y``) written by :func:`shown_path`."""
+    def one(arg: str) -> str:
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("--"):
+            return f"{flag}={shown_path(value)}" if Path(value).is_absolute() else arg
+        return shown_path(arg) if Path(arg).is_absolute() else arg
+
+    return " ".join(shlex.quote(a) for a in ["python", "benchmarks/baseline_table.py", *map(one, argv)])
+
+
 def _du(path: Path) -> int:
     out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True)
     return int(out.stdout.split()[0]) if out.returncode == 0 else -1
 
 
-def _generate(root: Path, size: str, seed: int, workers: int | None, report: Path | None) -> str:
+def _generate(root: Path, size: str, seed: int, workers: int | None, report: Path | None, command: str) -> str:
     t0 = time.time()
     synth.make_dataset(root, size=size, seed=seed, workers=workers)
     wall = time.time() - t0
@@ -47,10 +88,10 @@ def _generate(root: Path, size: str, seed: int, workers: int | None, report: Pat
     nbytes = _du(root)
     text = (
         f"# synthetic set generation ({synth.SYNTH_NOTE})\n"
-        f"command: {' '.join(shlex.quote(a) for a in sys.argv)}\n"
+        f"command: {command}\n"
         f"date: {dt.datetime.now().isoformat(timespec='seconds')}\n"
         f"commit: {git_commit(REPO)}\n"
-        f"root: {root}\nsize: {size}  seed: {seed}  generator_version: {synth.GENERATOR_VERSION}\n"
+        f"root: {shown_path(root)}\nsize: {size}  seed: {seed}  generator_version: {synth.GENERATOR_VERSION}\n"
         f"clips in set: {man['n_clips']}  clips written by this invocation: {written} "
         "(the rest existed from an earlier, interrupted run)\n"
         f"wall time of this invocation: {wall:.0f} s  ({written / max(wall, 1e-9):.1f} clips/s)\n"
@@ -83,7 +124,7 @@ def format_table(res, title: str) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default="/work/data/synth_full", help="data root (default /work/data/synth_full)")
+    ap.add_argument("--root", required=True, help="data root, e.g. data/synth_full (generated there if absent)")
     ap.add_argument("--size", default="full", choices=list(synth.SIZES), help="size to generate if absent")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
@@ -92,32 +133,33 @@ def main(argv=None) -> int:
     ap.add_argument("--no-generate", action="store_true", help="fail instead of generating a missing set")
     ap.add_argument("--force", action="store_true", help="overwrite existing result files")
     args = ap.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
 
     root = Path(args.root)
     out = Path(args.out_prefix)
     targets = [out.with_suffix(s) for s in (".txt", ".json", ".csv")]
     if not args.force and any(t.exists() for t in targets):
-        sys.exit(f"{out}.txt/.json/.csv exist; pass --force to overwrite or choose --out-prefix")
+        sys.exit(f"{shown_path(out)}.txt/.json/.csv exist; pass --force to overwrite or choose --out-prefix")
     finished = (root / synth.MANIFEST_NAME).exists() and not (root / synth.PARTIAL_NAME).exists()
     real = (root / "dev_data").exists() and not (root / synth.MANIFEST_NAME).exists() \
         and not (root / synth.PARTIAL_NAME).exists()
     if not finished and not real:
         if args.no_generate:
-            sys.exit(f"{root} holds no finished synthetic set (and --no-generate was given)")
+            sys.exit(f"{shown_path(root)} holds no finished synthetic set (and --no-generate was given)")
         report = REPO / "benchmarks" / "synth_full_report.txt" if args.size == "full" else None
-        gen_text = _generate(root, args.size, args.seed, args.workers, report)
+        gen_text = _generate(root, args.size, args.seed, args.workers, report, command_line(argv))
     else:
         report, gen_text = None, None
     manifest = synth.read_manifest(root) if (root / synth.MANIFEST_NAME).exists() else {"synthetic": False}
     synthetic = bool(manifest.get("synthetic"))
     data_note = (f"SYNTHETIC (minasd.synth v{manifest.get('generator_version')}, size {manifest.get('size')}, "
-                 f"seed {manifest.get('seed')}; not DCASE)" if synthetic else f"real data from {root}")
+                 f"seed {manifest.get('seed')}; not DCASE)" if synthetic else f"real data from {shown_path(root)}")
 
     cfg = baseline.BaselineConfig()
     t0 = time.time()
     res = baseline.run_baseline(root, machine_types=args.machine_types, cfg=cfg, workers=args.workers)
     wall = time.time() - t0
-    cmd = " ".join(shlex.quote(a) for a in ["python", "benchmarks/baseline_table.py", *sys.argv[1:]])
+    cmd = command_line(argv)
     # how this process was actually run: thread cap and niceness as observed, not assumed
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS",) if k in os.environ)
     niceness = os.nice(0)
@@ -129,7 +171,7 @@ def main(argv=None) -> int:
         f"# data: {data_note}",
         f"# date: {dt.datetime.now().isoformat(timespec='seconds')}",
         f"# commit: {git_commit(REPO)}",
-        f"# data root: {root}",
+        f"# data root: {shown_path(root)}",
         f"# data manifest: {json.dumps(man_short, ensure_ascii=False)}",
         f"# scale: {manifest.get('size', 'real')}; per section: train {res.n_train.min()}-{res.n_train.max()}, "
         f"test normal {res.n_test_normal.min()}-{res.n_test_normal.max()}, "
@@ -150,7 +192,7 @@ def main(argv=None) -> int:
     if report is not None:
         # the generation report also records what the same invocation then spent on the baseline
         atomic_write_text(report, gen_text + f"baseline (features + fits) wall time: {wall:.0f} s, "
-                          f"results in {out}.txt/.json/.csv\n")
+                          f"results in {shown_path(out)}.txt/.json/.csv\n")
     atomic_write_json(out.with_suffix(".json"), {"command": cmd, "data": data_note, "manifest": manifest, "baseline": str(cfg),
                                                  "commit": git_commit(REPO), "wall_seconds": wall,
                                                  "sections": res.to_dict("records")})

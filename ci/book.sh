@@ -45,7 +45,7 @@ import sys, yaml
 from minasd.book import live_experiment
 p = yaml.safe_load(open(sys.argv[1]))
 live_experiment(sys.argv[3], sys.argv[2], machine_types=p["machine_types"], epochs=p["epochs"],
-                backbone=p["backbone"], grid_lam=p["grid_lam"], seed=p["seed"], device=p["device"],
+                backbone=p.get("backbone"), profile=p["profile"], grid_lam=p["grid_lam"], seed=p["seed"], device=p["device"],
                 max_train_clips_per_section=p.get("max_train_clips_per_section"),
                 tsne_max_other=p.get("tsne_max_other"), progress=True)
 PYEOF

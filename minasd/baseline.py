@@ -78,8 +78,14 @@ def _features_of_paths(paths: Sequence[str]) -> np.ndarray:
 
     from .data import load_audio
 
+    # one thread per worker process; restored afterwards, because with workers=1 this
+    # runs in the caller's process and must not change its thread count
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
-    feats = [wave_features(load_audio(p)[None])[0] for p in paths]
+    try:
+        feats = [wave_features(load_audio(p)[None])[0] for p in paths]
+    finally:
+        torch.set_num_threads(before)
     return np.stack(feats) if feats else np.zeros((0, 2 * FEATURES.n_mels), np.float32)
 
 
@@ -138,7 +144,8 @@ def anomaly_scores(model, features: np.ndarray) -> np.ndarray:
     return -model.score_samples(np.asarray(features, dtype=np.float64))
 
 
-def evaluate_features(df: pd.DataFrame, feats: np.ndarray, cfg: BaselineConfig = BaselineConfig()) -> pd.DataFrame:
+def evaluate_features(df: pd.DataFrame, feats: np.ndarray, cfg: BaselineConfig = BaselineConfig(),
+                      clip_scores: list | None = None) -> pd.DataFrame:
     """Fit per section on the train rows of ``df`` and score its labelled test rows.
 
     Args:
@@ -146,6 +153,9 @@ def evaluate_features(df: pd.DataFrame, feats: np.ndarray, cfg: BaselineConfig =
             (0/1; test rows without a label are ignored), aligned with ``feats``.
         feats: (len(df), D) features.
         cfg: mixture settings.
+        clip_scores: if a list, one dict per scored test clip is appended to it
+            (``machine, section, clip`` (file name), ``label, score``), for analyses
+            per clip (bootstrap, anomaly kinds).
 
     Returns:
         DataFrame, one row per (machine, section) that has train and labelled test clips:
@@ -165,6 +175,9 @@ def evaluate_features(df: pd.DataFrame, feats: np.ndarray, cfg: BaselineConfig =
         gmm = fit_section(feats[tr], cfg)
         s = anomaly_scores(gmm, feats[te.index])
         y = te["label"].astype(int).to_numpy()
+        if clip_scores is not None:
+            clip_scores += [{"machine": machine, "section": int(section), "clip": os.path.basename(p), "label": int(lab),
+                             "score": float(v)} for p, lab, v in zip(te["path"], y, s)]
         auc, pauc = auc_pauc(y, s, section=f"{machine} section {int(section):02d}")
         rows.append({"machine": machine, "section": int(section), "auc": auc, "pauc": pauc, "n_train": len(tr),
                      "n_test_normal": int((y == 0).sum()), "n_test_anomaly": int((y == 1).sum())})
@@ -173,12 +186,13 @@ def evaluate_features(df: pd.DataFrame, feats: np.ndarray, cfg: BaselineConfig =
 
 def run_baseline(root: str | Path, machine_types: Sequence[str] | None = None, sections: Sequence[int] = SECTIONS,
                  cfg: BaselineConfig = BaselineConfig(), workers: int | None = None,
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, clip_scores: list | None = None) -> pd.DataFrame:
     """Run the baseline on a DCASE-layout data root (real or synthetic).
 
-    Indexes ``root`` with :func:`minasd.data.index` (ground truth merged), computes the
-    features of the source-domain train and test clips of the chosen types and sections, and
-    evaluates each section.
+    Indexes ``root`` with :func:`minasd.data.index` (ground truth merged), chooses the
+    train and test clips of the chosen types and sections with
+    :func:`minasd.data.protocol_clips` (source domain only, the rule of every stage),
+    computes their features and evaluates each section.
 
     Returns:
         The per-section DataFrame of :func:`evaluate_features`; pass it to
@@ -186,15 +200,15 @@ def run_baseline(root: str | Path, machine_types: Sequence[str] | None = None, s
 
     Book: chapter 1.
     """
-    from .data import index
+    from .data import index, protocol_clips
 
     df = index(root)
-    keep = df["section"].isin(list(sections)) & (df["domain"].isin(["source"]) | df["domain"].isna())
-    keep &= df["subset"].isin(["train", "source_test", "test"])
-    if machine_types is not None:
-        keep &= df["machine"].isin(list(machine_types))
-    df = df[keep].reset_index(drop=True)
+    # the protocol's one clip rule (source domain only); back in path order, the order
+    # the committed baseline tables were computed in (the mixture fit depends on it)
+    df = pd.concat([protocol_clips(df, split, machines=machine_types, sections=sections)
+                    for split in ("train", "test")])
+    df = df.sort_values("path", kind="stable").reset_index(drop=True)
     if df.empty:
         raise ValueError(f"no source-domain clips of types {machine_types} / sections {list(sections)} under {root}")
     feats = clip_features(df["path"].tolist(), workers=workers, progress=progress)
-    return evaluate_features(df, feats, cfg)
+    return evaluate_features(df, feats, cfg, clip_scores=clip_scores)

@@ -108,9 +108,9 @@ def load_committed(results_dir: str | Path | None) -> dict | None:
 
 
 def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_types="fan ToyCar",
-                    epochs: int | None = 4, backbone: str | None = "mobilenetv3_small_050", grid_lam="0.1 10",
+                    epochs: int | None = None, backbone: str | None = None, grid_lam="0.1 10",
                     seed: int = 0, device: str = "cpu", max_train_clips_per_section: int | None = None,
-                    tsne_max_other: int | None = None, progress: bool = True) -> dict:
+                    tsne_max_other: int | None = None, progress: bool = True, profile: str = "cpu") -> dict:
     """Results of ``minasd experiment`` in ``experiment_dir``, running (or resuming) it first if needed.
 
     The chapters and ``ci/book.sh`` call this with the same flat parameters, so CI runs
@@ -123,23 +123,30 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
         experiment_dir: the experiment folder (``runs/`` and ``results/``).
         data_root: DCASE-style data root.
         machine_types: target types, a space-separated string or a list.
-        epochs: training epochs (None = Table I, 300).
-        backbone: timm encoder; None = the paper's EfficientNet-B0.  Any other name is a
-            cheaper stand-in (CPU) and every caption says so.
+        epochs: training epochs (None = the profile's).
+        backbone: timm encoder (None = the profile's).  Any other name than the paper's
+            EfficientNet-B0 is a cheaper stand-in (CPU) and every caption says so.
         grid_lam: lambda grid, a space-separated string or a list.
         seed, device: as in :func:`minasd.experiment.experiment`.
         max_train_clips_per_section: keep at most this many training clips per type and section.
         tsne_max_other: other-type clips in each t-SNE sample (None = the experiment's default).
         progress: progress bars and log lines.
+        profile: training profile (:mod:`minasd.profiles`): encoder and batch size unless
+            given here; lambda is chosen from ``grid_lam`` on sections 00-02 as always.
 
     Returns:
         :func:`minasd.experiment.load_results` of the folder.  Book: chapters 4-9.
     """
     from .experiment import TSNE_MAX_OTHER, VARIANTS, experiment, load_results
+    from .profiles import get_profile
+
+    prof = get_profile(profile)
+    backbone = backbone or prof.backbone
+    epochs = int(epochs) if epochs else prof.epochs
 
     types = _split_words(machine_types)
     lams = [float(v) for v in _split_words(grid_lam)]
-    overrides = {k: v for k, v in (("backbone", backbone or None),
+    overrides = {k: v for k, v in (("backbone", backbone), ("batch_size", prof.batch_size), ("profile", prof.name),
                                    ("max_train_clips_per_section", max_train_clips_per_section)) if v is not None}
     tsne_other = TSNE_MAX_OTHER if tsne_max_other is None else int(tsne_max_other)
     d = Path(experiment_dir)
@@ -202,6 +209,10 @@ def results_label(loaded: dict, machine: str | None = None) -> str:
         epochs = f"epochs {done[0]}-{done[-1]} (runs differ)"
     epochs += (
         f" of {planned} planned" if planned and done and max(done) < planned else "")
-    backbone = backbone_label(prov.get("config", {}).get("train_overrides", {}).get("backbone"))
+    overrides = prov.get("config", {}).get("train_overrides", {})
+    backbone = backbone_label(overrides.get("backbone"))
+    profile = f"profile {overrides['profile']}; " if overrides.get("profile") else ""
+    seed = prov.get("config", {}).get("seed")
+    seeds = f"; seed {seed}" if seed is not None else ""
     device = prov.get("device_name") or prov.get("device")
-    return f"{what}; {epochs}; {backbone}; device {device}"
+    return f"{what}; {profile}{epochs}; {backbone}{seeds}; device {device}"

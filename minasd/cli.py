@@ -14,6 +14,7 @@ does not use.
     minasd evaluate --run runs/fan
     minasd experiment --data ROOT --out results/
     minasd score --run runs/fan clip1.wav clip2.wav
+    minasd results --out results/experiment      # the protocol over seeds, profile cpu (hours)
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("minasd.evaluate", "fit the inlier models of a run and evaluate it (AUC, pAUC, DCASE files)"),
     "experiment": ("minasd.experiment", "the paper's protocol: every type, proposed method, ablations, baseline"),
     "score": ("minasd.detector", "score clips with a trained and evaluated run"),
+    "results": ("minasd.results", "the committed results set: the protocol at a profile over seeds, aggregated"),
 }
 
 

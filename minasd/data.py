@@ -413,6 +413,41 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     return counts
 
 
+def protocol_clips(df: pd.DataFrame, split: str, machines: Iterable[str] | None = None,
+                   sections: Iterable[int] | None = None) -> pd.DataFrame:
+    """The clips the paper's source-domain protocol uses: the one rule every stage applies.
+
+    The paper trains and tests on the **source domain** only (METHOD.md).  DCASE 2021
+    ``train/`` folders also hold a few target-domain clips per section
+    (``section_00_target_train_normal_*``) and ``target_test/`` holds the target
+    domain's test clips: this rule drops them, for training (positives, negatives,
+    amplitude statistics, the held-out 10 %), for the inlier models and for the
+    tables.  Clips whose name carries no domain (the DCASE 2020 layout, anonymised
+    evaluation clips before their ground truth is merged) count as source.
+
+    Args:
+        df: a frame from :func:`index`.
+        split: ``"train"`` or ``"test"``.
+        machines, sections: keep only these machine types / sections (None = all).
+
+    Returns:
+        the matching rows, sorted by path.
+
+    >>> rows = pd.DataFrame({"path": ["a", "b", "c"], "machine": "fan", "section": 0,
+    ...                      "split": "train", "domain": ["source", "target", None]})
+    >>> protocol_clips(rows, "train")["path"].tolist()
+    ['a', 'c']
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    keep = (df["split"] == split) & (df["domain"].isin(["source"]) | df["domain"].isna())
+    if machines is not None:
+        keep &= df["machine"].isin(list(machines))
+    if sections is not None:
+        keep &= df["section"].isin([int(s) for s in sections])
+    return df[keep].sort_values("path", kind="stable")
+
+
 # --- audio -------------------------------------------------------------------
 
 
@@ -511,9 +546,26 @@ def compute_norm_stats(paths: Iterable[str | os.PathLike], sample_rate: int = SA
     paths = list(paths)
     if not paths:
         raise ValueError("compute_norm_stats needs at least one clip; got none")
+    waves = (load_audio(path, sample_rate) for path in
+             tqdm(paths, desc="amplitude statistics", unit="clip", disable=not progress))
+    return stats_of_waves(waves, len(paths), paths[0])
+
+
+def stats_of_waves(waves: Iterable[np.ndarray], n_clips: int, first: str | os.PathLike) -> NormStats:
+    """Mean and standard deviation over all samples of ``waves``, merged clip by clip (Chan et al.'s
+    pairwise update, in float64), so that no concatenation of the clips is ever held in memory.
+
+    Args:
+        waves: the clips' samples (any float or int dtype already scaled to [-1, 1)).
+        n_clips: how many clips ``waves`` yields (recorded).
+        first: name of the first clip, for the error message.
+
+    Raises:
+        ValueError: all samples equal (zero variance).
+    """
     n, mean, m2 = 0, 0.0, 0.0
-    for path in tqdm(paths, desc="amplitude statistics", unit="clip", disable=not progress):
-        x = load_audio(path, sample_rate).astype(np.float64)
+    for w in waves:
+        x = np.asarray(w, dtype=np.float64)
         nb, mb = x.size, float(x.mean())
         m2b = float(((x - mb) ** 2).sum())
         delta = mb - mean
@@ -523,8 +575,8 @@ def compute_norm_stats(paths: Iterable[str | os.PathLike], sample_rate: int = SA
         n = total
     std = math.sqrt(m2 / n)
     if not std > 0:
-        raise ValueError(f"the {len(paths)} clips (first: {paths[0]}) have zero variance; cannot normalise")
-    return NormStats(mean=mean, std=std, n_clips=len(paths), n_samples=n)
+        raise ValueError(f"the {n_clips} clips (first: {first}) have zero variance; cannot normalise")
+    return NormStats(mean=mean, std=std, n_clips=n_clips, n_samples=n)
 
 
 _NORM_KIND = "minasd.norm_stats"

@@ -5,24 +5,33 @@ target machine type:
 
 1. loads the model (``checkpoints/best.pt``), the amplitude statistics and
    ``split.json``;
-2. extracts the embeddings of the S = 10 segments of every held-out clip
-   (``split.json`` "val", the 10 % the trainer kept out) and of every
-   source-domain test clip of the run's sections (development sections 00-02
-   are labelled by their names, evaluation sections 03-05 are anonymised and
-   labelled from the ground-truth CSVs by :func:`minasd.data.index`); both are
-   cached in ``<run>/eval/cache/`` so that a grid over p or aggregators never
-   extracts twice;
-3. fits one inlier model h per section on the held-out embeddings
+2. chooses the clips by the protocol's one rule (:func:`minasd.data.protocol_clips`:
+   source domain; names without a domain count as source): the held-out clips of
+   ``split.json`` "val" (the 10 % the trainer kept out; target-domain clips a run
+   made before the rule may list are dropped and reported) and the test clips of the
+   run's sections (development sections 00-02 are labelled by their names,
+   evaluation sections 03-05 are anonymised and labelled from the ground-truth CSVs
+   by :func:`minasd.data.index`).  The target-domain test clips of the same
+   sections are embedded too, for the DCASE files only: they never enter an AUC;
+3. extracts the embeddings of the S = 10 segments of every clip, cached in
+   ``<run>/eval/cache/`` under a key of everything they depend on
+   (:func:`cache_key`: the checkpoint's bytes, the clip list, the data root, the
+   normalisation statistics, the inference settings), so that a grid over p or
+   aggregators never extracts twice and nothing stale is ever reused.  Labels are
+   not cached: they come from the current index on every call, so ground truth
+   added after a first evaluation is used by the next one;
+4. fits one inlier model h per section on the held-out embeddings
    (:class:`minasd.inlier.InlierSet`; kind and p from Table I via ``run.json``
    unless given) and saves it to ``<run>/inlier/``;
-4. scores the test clips: h + aggregation (the paper's score), the "w/o h"
+5. scores the test clips: h + aggregation (the paper's score), the "w/o h"
    score of the product head and, for completeness, the machine-logit score
    ``mean over segments of 1 - sigmoid(g_affine)`` (the model's own "is this the
    target type" head: a low target probability means anomalous);
-5. AUC and pAUC (p = 0.1) per section, ROC points, the official DCASE files,
-   a per-clip score table, the decision thresholds used by
-   :class:`minasd.detector.Detector`, and ``results.json`` (written last: a run
-   with ``eval/results.json`` is evaluated).
+6. AUC and pAUC (p = 0.1) per section over the protocol's test clips, ROC points,
+   the official DCASE files (both domains, the format the DCASE 2021 evaluator
+   reads: :mod:`minasd.metrics`), a per-clip score table (protocol clips), the
+   decision thresholds used by :class:`minasd.detector.Detector`, and
+   ``results.json`` (written last: a run with ``eval/results.json`` is evaluated).
 
 Decision threshold (the rule, stored in ``<run>/eval/detector.json``): per
 section, the **90th percentile** (numpy's linear interpolation) of the clip
@@ -43,29 +52,34 @@ Layout written into the run folder::
 
     <run>/inlier/manifest.json, section_XX.npz     the fitted h (no pickle)
     <run>/eval/detector.json                         kind, p, aggregation, thresholds, rule
-    <run>/eval/dcase/anomaly_score_<type>_section_XX_test.csv, decision_result_...
-    <run>/eval/scores.csv                            one row per test clip
+    <run>/eval/dcase/anomaly_score_<type>_section_XX_<source|target>_test.csv, decision_result_...
+    <run>/eval/scores.csv                            one row per protocol (source-domain) test clip
     <run>/eval/sections.csv                          one row per section
     <run>/eval/results.json                          everything + provenance (written last)
-    <run>/eval/cache/heldout.npz, test.npz           embeddings (N, S, D) and head outputs
+    <run>/eval/cache/heldout.npz, test.npz, target_test.npz   embeddings (N, S, D), head outputs, key
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .config import DEV_SECTIONS, EVAL_SECTIONS, N_SEGMENTS
+from .config import DEV_SECTIONS, EVAL_SECTIONS, FEATURES, N_SEGMENTS, SAMPLE_RATE, SEGMENT_SECONDS
 from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
 
 #: Version of ``eval/results.json`` and ``eval/detector.json``; bumped when keys change.
-EVAL_SCHEMA_VERSION = 1
+#: 2: DCASE files per domain (target-domain test clips included), ``n_target_test``,
+#: ``checkpoint_sha256`` and ``heldout_excluded``; labels never taken from the cache.
+EVAL_SCHEMA_VERSION = 2
 #: Percentile of the held-out normal clip scores used as the decision threshold.
 THRESHOLD_PERCENTILE = 90.0
 #: Folds of the out-of-fold held-out scores behind the threshold.
@@ -138,14 +152,60 @@ def check_run_dir(run_dir: str | Path, which: str = "best") -> Path:
     return run_dir
 
 
-def _ckpt_signature(run_dir: Path, which: str, epoch) -> str:
-    st = (run_dir / "checkpoints" / f"{which}.pt").stat()
-    return f"{which}:epoch{epoch}:{st.st_size}:{st.st_mtime_ns}"
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------
 # embeddings (cached)
 # --------------------------------------------------------------------------------------
+
+#: Version of the embedding cache files (``<run>/eval/cache/*.npz``); bumped when their
+#: layout or their key changes, so that older caches are recomputed rather than misread.
+CACHE_VERSION = 2
+#: Cache files: the held-out clips h is fitted on, the protocol's (source-domain) test
+#: clips, and the other test clips of the run's sections (target domain; DCASE files only).
+CACHE_FILES = {"heldout": "heldout.npz", "test": "test.npz", "target": "target_test.npz"}
+
+
+def inference_settings() -> dict:
+    """The inference settings that change embeddings; part of every cache key.
+
+    Segments (S and T), the log-mel configuration and the model's memory layout.  The
+    device is left out on purpose: CPU and GPU embeddings of one checkpoint differ by
+    rounding only, and a run evaluated on a GPU should reuse its cache on a laptop.
+    """
+    return {"n_segments": N_SEGMENTS, "segment_samples": int(round(SEGMENT_SECONDS * SAMPLE_RATE)),
+            "features": asdict(FEATURES), "memory_format": "channels_last", "autocast": None}
+
+
+def cache_key(checkpoint_sha256: str, which: str, model_spec, data_root: Path, rel_paths: Sequence[str],
+              norm) -> dict:
+    """Everything the cached embeddings of a clip list depend on (Book: chapter 5).
+
+    The checkpoint's bytes (SHA-256) and the model spec, the resolved data root, the clip
+    list with each clip's size and modification time (a regenerated or replaced clip of
+    the same name is noticed), the normalisation statistics (mean, std) and
+    :func:`inference_settings`.  Labels are not part of the key and are never cached:
+    they always come from the current index, so that ground truth added later is used.
+    """
+    clips = hashlib.sha256()
+    for rel in rel_paths:
+        st = (data_root / rel).stat()
+        clips.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return {"cache_version": CACHE_VERSION, "checkpoint": {"which": which, "sha256": checkpoint_sha256},
+            "model": model_spec, "data_root": str(Path(data_root).resolve()), "n_clips": len(rel_paths),
+            "clips_sha256": clips.hexdigest(), "norm": {"mean": float(norm.mean), "std": float(norm.std)},
+            "inference": inference_settings()}
+
+
+def _key_text(key: dict) -> str:
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 @dataclass
@@ -155,7 +215,8 @@ class ClipSet:
     Attributes:
         paths: (N,) paths relative to the data root (posix).
         sections: (N,) int section numbers.
-        labels: (N,) int, 0 normal, 1 anomalous, -1 unknown.
+        labels: (N,) int, 0 normal, 1 anomalous, -1 unknown (from the current index,
+            never from the cache).
         emb: (N, S, D) float32 segment embeddings.
         prod: (N, S, K) float32 product logits.
         mach: (N, S) float32 machine logits.
@@ -178,7 +239,12 @@ class ClipSet:
 
 @dataclass
 class RunEmbeddings:
-    """Held-out and test embeddings of one run (what :func:`load_embeddings` returns)."""
+    """Held-out and test embeddings of one run (what :func:`load_embeddings` returns).
+
+    ``test`` holds the protocol's test clips (source domain: what AUC tables use);
+    ``target`` the other test clips of the run's sections (target domain), scored only
+    for the DCASE result files, or None when not asked for.
+    """
 
     run_dir: Path
     data_root: Path
@@ -186,26 +252,40 @@ class RunEmbeddings:
     heldout: ClipSet
     test: ClipSet
     device: str
-    extracted: bool  # False when both came from the cache
+    extracted: bool  # False when every set came from the cache
+    target: ClipSet | None = None
+    checkpoint_sha256: str = ""
+    heldout_excluded: list = field(default_factory=list)  # split.json "val" clips the protocol rule drops
 
 
-def _save_clipset(path: Path, cs: ClipSet, signature: str) -> None:
-    atomic_savez(path, paths=cs.paths.astype(str), sections=cs.sections, labels=cs.labels, emb=cs.emb,
-                 prod=cs.prod, mach=cs.mach, signature=np.array(signature))
+def _save_cached(path: Path, rel_paths: Sequence[str], sections, arrays, key: dict) -> None:
+    e, pr, ma = arrays
+    atomic_savez(path, paths=np.asarray(rel_paths, dtype=str), sections=np.asarray(sections, dtype=int), emb=e,
+                 prod=pr, mach=ma, key=np.array(_key_text(key)))
 
 
-def _load_clipset(path: Path, signature: str, paths: Sequence[str]) -> ClipSet | None:
-    """The cached set if it matches the checkpoint and the clip list, else None."""
+def _load_cached(path: Path, key: dict, rel_paths: Sequence[str]):
+    """``(emb, prod, mach)`` from a cache file whose key equals ``key``, else None.
+
+    A cache of another key is silently replaced (the normal case after retraining); an
+    unreadable one is replaced with a warning naming it.
+    """
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            if str(z["signature"]) != signature or list(z["paths"].astype(str)) != list(paths):
+            if str(z["key"]) != _key_text(key) or list(z["paths"].astype(str)) != list(rel_paths):
                 return None
-            return ClipSet(z["paths"].astype(str), z["sections"].astype(int), z["labels"].astype(int),
-                           z["emb"], z["prod"], z["mach"])
-    except (OSError, KeyError, ValueError):
-        return None  # a corrupt cache is recomputed
+            e, pr, ma = z["emb"], z["prod"], z["mach"]
+        n = len(rel_paths)
+        if e.ndim != 3 or (n, N_SEGMENTS) != e.shape[:2] or (n, N_SEGMENTS) != pr.shape[:2] \
+                or (n, N_SEGMENTS) != ma.shape:
+            raise ValueError(f"arrays of shapes {e.shape}, {pr.shape}, {ma.shape} do not fit {n} clips")
+        return e, pr, ma
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        warnings.warn(f"embedding cache {path} is unreadable ({type(err).__name__}: {err}); recomputing it",
+                      UserWarning, stacklevel=3)
+        return None
 
 
 def _extract(model, norm, abs_paths: Sequence[str], device, progress: bool, desc: str):
@@ -233,21 +313,73 @@ def _tqdm(it=None, **kw):
     return tqdm(it, **kw)
 
 
+def split_test_clips(df, machine_type: str, sections: Iterable[int]):
+    """``(protocol, other)``: the test clips of one type and sections, split by the protocol rule.
+
+    ``protocol`` = :func:`minasd.data.protocol_clips` (source domain, and clips whose name
+    gives no domain): the clips every AUC of this package is computed on.  ``other`` = the
+    remaining test clips of the same type and sections (the target domain): scored by the
+    same model and inlier model for the DCASE result files, never in a table.  Both sorted
+    by section and path, index 0..n-1.  Book: chapter 5.
+    """
+    from .data import protocol_clips
+
+    secs = [int(s) for s in sections]
+    proto = protocol_clips(df, "test", machines=[machine_type], sections=secs)
+    every = df[(df["split"] == "test") & (df["machine"] == machine_type) & df["section"].isin(secs)]
+    other = every[~every.index.isin(proto.index)]
+    tidy = lambda d: d.sort_values(["section", "path"], kind="stable").reset_index(drop=True)  # noqa: E731
+    return tidy(proto), tidy(other)
+
+
 def test_clips(data_root: str | Path, machine_type: str, sections: Iterable[int]):
-    """Source-domain test clips of one type and sections, labels merged (a DataFrame of
-    :func:`minasd.data.index` rows).  Anonymised clips of a domain the name does not give are
-    kept (DCASE 2021 evaluation names carry the domain).  Book: chapter 5."""
+    """The protocol's test clips of one type and sections, labels merged from the ground truth
+    (rows of :func:`minasd.data.index`, chosen by :func:`minasd.data.protocol_clips`: source
+    domain; anonymised clips whose names give no domain count as source).  Book: chapter 5."""
     from .data import index
 
-    df = index(data_root)
-    keep = (df["machine"] == machine_type) & (df["split"] == "test") & df["section"].isin([int(s) for s in sections])
-    keep &= df["domain"].isin(["source"]) | df["domain"].isna()
-    return df[keep].sort_values(["section", "path"], kind="stable").reset_index(drop=True)
+    return split_test_clips(index(data_root), machine_type, sections)[0]
+
+
+test_clips.__test__ = False  # a library function, not a pytest test
+
+
+def _heldout_paths(root: Path, run_dir: Path) -> tuple[list[str], list[int], list[str]]:
+    """split.json's held-out clips that the protocol rule keeps: ``(paths, sections, excluded)``.
+
+    A run trained before the domain rule may list target-domain clips in "val": they are
+    dropped here (and reported), so that h is fitted on the source domain only.
+    """
+    import pandas as pd
+
+    from .data import parse_filename, protocol_clips
+
+    split_file = run_dir / "split.json"
+    val = sorted(json.loads(split_file.read_text()).get("val", []))
+    missing = [p for p in val if not (root / p).is_file()]
+    if missing:
+        raise FileNotFoundError(f"held-out clip {root / missing[0]} ({split_file}) does not exist; "
+                                f"{len(missing)} of {len(val)} are missing: is {root} the run's data root?")
+    infos = [parse_filename(root / p) for p in val]
+    not_train = [p for p, i in zip(val, infos) if i.split != "train"]
+    if not_train:
+        raise ValueError(f"{split_file} lists {not_train[0]} as a held-out training clip, but it is a "
+                         f"{parse_filename(root / not_train[0]).split} clip")
+    vdf = pd.DataFrame({"path": val, "machine": [i.machine for i in infos], "section": [i.section for i in infos],
+                        "split": [i.split for i in infos], "domain": [i.domain for i in infos]})
+    kept = protocol_clips(vdf, "train")
+    excluded = sorted(set(val) - set(kept["path"]))
+    return kept["path"].tolist(), kept["section"].astype(int).tolist(), excluded
 
 
 def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, device: str = "auto",
-                    which: str = "best", progress: bool = True) -> RunEmbeddings:
+                    which: str = "best", progress: bool = True, target: bool = False) -> RunEmbeddings:
     """Embeddings of a run's held-out clips and test clips, from the cache or extracted.
+
+    Clips are chosen by the protocol rule (:func:`minasd.data.protocol_clips`): the
+    held-out clips of ``split.json`` and the test clips of the run's sections, source
+    domain.  Each set is cached in ``<run>/eval/cache/`` under :func:`cache_key`; labels
+    are never cached but read from the current index on every call.
 
     Args:
         run_dir: a training run folder.
@@ -255,14 +387,15 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
         device: "auto", "cpu", "cuda", ...
         which: checkpoint, "best" (default) or "last".
         progress: tqdm bars.
+        target: also embed the other (target-domain) test clips of the run's sections,
+            for the DCASE result files.
 
     Returns:
-        :class:`RunEmbeddings`; held-out clips of every section of the run, test clips of
-        every section of the run.  Book: chapter 5.
+        :class:`RunEmbeddings`.  Book: chapter 5.
     """
     import torch
 
-    from .data import load_norm_stats, parse_filename
+    from .data import index, load_norm_stats
     from .train import load_model
 
     run_dir = check_run_dir(run_dir, which)
@@ -278,42 +411,48 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
     if machine not in norm_all:
         raise ValueError(f"{run_dir / 'norm_stats.json'} has no statistics of {machine!r} (it has {sorted(norm_all)})")
     norm = norm_all[machine]
-    split = json.loads((run_dir / "split.json").read_text())
-    val = sorted(split.get("val", []))
-    val_sections = [parse_filename(root / p).section for p in val]
-    sig = _ckpt_signature(run_dir, which, meta["checkpoint"]["epoch"])
+    ck_sha = file_sha256(run_dir / "checkpoints" / f"{which}.pt")
     cache = run_dir / EVAL_DIR / "cache"
-
-    held = _load_clipset(cache / "heldout.npz", sig, val)
+    n_classes = int(meta["model"]["n_sections"])
     extracted = False
-    if held is None:
-        missing = [p for p in val if not (root / p).is_file()]
-        if missing:
-            raise FileNotFoundError(f"held-out clip {root / missing[0]} (split.json of {run_dir}) does not exist; "
-                                    f"{len(missing)} of {len(val)} are missing: is {root} the run's data root?")
-        if val:
-            e, pr, ma = _extract(model, norm, [str(root / p) for p in val], dev, progress, "held-out clips")
-        else:
-            k = int(meta["model"]["n_sections"])
-            e, pr, ma = (np.zeros((0, N_SEGMENTS, 1), np.float32), np.zeros((0, N_SEGMENTS, k), np.float32),
-                         np.zeros((0, N_SEGMENTS), np.float32))
-        held = ClipSet(np.array(val, dtype=str), np.array(val_sections, dtype=int), np.zeros(len(val), int), e, pr, ma)
-        _save_clipset(cache / "heldout.npz", held, sig)
-        extracted = True
 
-    df = test_clips(root, machine, meta["sections"])
-    rel = [Path(os.path.relpath(p, root)).as_posix() for p in df["path"]]
-    test = _load_clipset(cache / "test.npz", sig, rel)
-    if test is None:
+    def embed(name: str, rel: list[str], sections: Sequence[int], labels, desc: str) -> ClipSet:
+        nonlocal extracted
         if not rel:
-            raise ValueError(f"no source-domain test clips of {machine} sections "
-                             f"{[f'{s:02d}' for s in meta['sections']]} under {root}")
-        e, pr, ma = _extract(model, norm, df["path"].tolist(), dev, progress, "test clips")
-        labels = df["label"].fillna(-1).astype(int).to_numpy()
-        test = ClipSet(np.array(rel, dtype=str), df["section"].to_numpy(int), labels, e, pr, ma)
-        _save_clipset(cache / "test.npz", test, sig)
-        extracted = True
-    return RunEmbeddings(run_dir, root, meta, held, test, str(dev), extracted)
+            return ClipSet(np.zeros(0, dtype=str), np.zeros(0, int), np.zeros(0, int),
+                           np.zeros((0, N_SEGMENTS, 0), np.float32), np.zeros((0, N_SEGMENTS, n_classes), np.float32),
+                           np.zeros((0, N_SEGMENTS), np.float32))
+        key = cache_key(ck_sha, which, meta.get("model"), root, rel, norm)
+        arrays = _load_cached(cache / CACHE_FILES[name], key, rel)
+        if arrays is None:
+            arrays = _extract(model, norm, [str(root / p) for p in rel], dev, progress, desc)
+            _save_cached(cache / CACHE_FILES[name], rel, sections, arrays, key)
+            extracted = True
+        return ClipSet(np.array(rel, dtype=str), np.asarray(sections, dtype=int), np.asarray(labels, dtype=int),
+                       *arrays)
+
+    val, val_sections, excluded = _heldout_paths(root, run_dir)
+    if excluded:
+        warnings.warn(f"{run_dir / 'split.json'} holds {len(excluded)} held-out clip(s) outside the source-domain "
+                      f"protocol (e.g. {excluded[0]}); h is fitted without them", UserWarning, stacklevel=2)
+    held = embed("heldout", val, val_sections, np.zeros(len(val), int), "held-out clips")
+
+    proto, other = split_test_clips(index(root), machine, meta["sections"])
+    if proto.empty:
+        raise ValueError(f"no source-domain test clips of {machine} sections "
+                         f"{[f'{s:02d}' for s in meta['sections']]} under {root}")
+
+    def rel_of(df) -> list[str]:
+        return [Path(os.path.relpath(p, root)).as_posix() for p in df["path"]]
+
+    def labels_of(df) -> np.ndarray:
+        return df["label"].astype("Int64").fillna(-1).astype(int).to_numpy()
+
+    test = embed("test", rel_of(proto), proto["section"].to_numpy(int), labels_of(proto), "test clips")
+    tgt = (embed("target", rel_of(other), other["section"].to_numpy(int), labels_of(other), "target-domain test clips")
+           if target else None)
+    return RunEmbeddings(run_dir, root, meta, held, test, str(dev), extracted, target=tgt, checkpoint_sha256=ck_sha,
+                         heldout_excluded=excluded)
 
 
 # --------------------------------------------------------------------------------------
@@ -388,18 +527,25 @@ def machine_score(machine_logits) -> np.ndarray:
     return expit(-np.asarray(machine_logits, dtype=np.float64)).mean(axis=1)
 
 
-def section_scores(embs: RunEmbeddings, inlier_set, aggregation: str, sections: Iterable[int]) -> dict:
+def section_scores(embs: RunEmbeddings, inlier_set, aggregation: str, sections: Iterable[int],
+                   clips: ClipSet | None = None) -> dict:
     """Clip scores of every kind for the test clips of ``sections``.
 
+    Args:
+        clips: the clips to score (default ``embs.test``, the protocol's test clips;
+            ``embs.target`` for the target-domain clips of the DCASE files).
+
     Returns:
-        dict section -> {"clips": ClipSet, "h": (N,), "segments": (N, S), "wo_h": (N,), "machine": (N,)}.
+        dict section -> {"clips": ClipSet, "h": (N,), "segments": (N, S), "wo_h": (N,), "machine": (N,)};
+        sections without clips are left out.
     """
     from .scoring import aggregate, wo_h_score
 
     run_sections = [int(s) for s in embs.meta["sections"]]
+    clips = embs.test if clips is None else clips
     out = {}
     for s in sections:
-        cs = embs.test.of_section(s)
+        cs = clips.of_section(s)
         if len(cs.paths) == 0:
             continue
         seg = inlier_set.model(s).score(cs.emb)
@@ -462,6 +608,47 @@ def grid_scores(embs: RunEmbeddings, candidates: Iterable[tuple[str, int]], sect
 # --------------------------------------------------------------------------------------
 
 
+def write_dcase_files(directory: Path, machine: str, data_root: Path, scored: dict, thresholds: dict) -> list[str]:
+    """Write the official DCASE result files of one run; returns their names.
+
+    Every scored test clip of a section (the protocol's source-domain clips and the
+    target-domain ones, all scored by the same model and the section's h) goes into
+    ``anomaly_score_<type>_section_<XX>_<domain>_test.csv`` and ``decision_result_...``,
+    the domain read from the clip's name (names without one: ``..._section_<XX>_test.csv``;
+    see :mod:`minasd.metrics` for what the official evaluator reads).  Decisions are
+    ``score > threshold`` of the section.  Earlier result files of this machine type in
+    ``directory`` that this call does not write are removed, so that the folder can be
+    handed to the evaluator as it is.
+
+    Args:
+        directory: ``<run>/eval/dcase``.
+        data_root: the root the clip paths are relative to (their names give the domain).
+        scored: section -> list of :func:`section_scores` entries (``clips``, ``h``).
+        thresholds: section -> decision threshold.  Book: chapter 5.
+    """
+    from .data import parse_filename
+    from .metrics import anomaly_score_filename, decision_filename, write_anomaly_scores, write_decisions
+
+    written = []
+    for s, parts in scored.items():
+        groups: dict = {}
+        for part in parts:
+            for rel, score in zip(part["clips"].paths, part["h"]):
+                groups.setdefault(parse_filename(Path(data_root) / rel).domain, []).append((Path(rel).name, score))
+        for domain, items in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            names = [n for n, _ in items]
+            scores = np.array([v for _, v in items], dtype=np.float64)
+            write_anomaly_scores(directory, machine, s, names, scores, overwrite=True, domain=domain)
+            write_decisions(directory, machine, s, names, (scores > thresholds[s]).astype(int), overwrite=True,
+                            domain=domain)
+            written += [anomaly_score_filename(machine, s, domain), decision_filename(machine, s, domain)]
+    for prefix in ("anomaly_score", "decision_result"):
+        for old in directory.glob(f"{prefix}_{machine}_section_*.csv"):
+            if old.name not in written:
+                old.unlink()
+    return sorted(written)
+
+
 def _hmean_or_none(values: list) -> float | None:
     from .metrics import harmonic_mean
 
@@ -500,7 +687,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
             segments, an unknown section.  Book: chapter 5.
     """
     from . import __version__
-    from .metrics import roc_points, write_anomaly_scores, write_decisions
+    from .metrics import roc_points
     from .scoring import AGGREGATIONS, default_aggregation
 
     t0 = time.perf_counter()
@@ -525,12 +712,13 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
         raise ValueError(f"section(s) {[f'{s:02d}' for s in unknown]} are not sections of {run_dir} "
                          f"(it knows {[f'{s:02d}' for s in run_sections]})")
 
-    embs = load_embeddings(run_dir, data_root, device=device, which=which, progress=progress)
+    embs = load_embeddings(run_dir, data_root, device=device, which=which, progress=progress, target=True)
     machine = embs.meta["machine_type"]
     hset = fit_sections(embs, kind, p, secs, seed=seed)
     thresholds = {s: heldout_threshold(kind, p, embs.heldout.of_section(s).emb, agg, hset.model(s), seed=seed)
                   for s in secs}
     sc = section_scores(embs, hset, agg, secs)
+    sc_target = section_scores(embs, hset, agg, secs, clips=embs.target)
 
     # ---- write: inlier set, detector config, DCASE files, tables; results.json last
     hset.save(run_dir, INLIER_DIR, overwrite=True)  # results.json absent or overwrite: replace leftovers
@@ -540,21 +728,22 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
                 "thresholds": {f"{s:02d}": {k: v for k, v in thresholds[s].items()} for s in secs},
                 "n_segments": N_SEGMENTS}
     atomic_write_json(out / DETECTOR_FILE, detector)
-    dcase = out / "dcase"
+    dcase_files = write_dcase_files(out / "dcase", machine, embs.data_root,
+                                    {s: [x for x in (sc.get(s), sc_target.get(s)) if x is not None] for s in secs},
+                                    {s: thresholds[s]["value"] for s in secs})
     rows, clip_rows, roc = [], [], {k: {} for k in SCORE_KINDS}
     for s in secs:
         thr = thresholds[s]["value"]
         if s not in sc:
             continue
         r = sc[s]
-        names = [Path(x).name for x in r["clips"].paths]
         decisions = (r["h"] > thr).astype(int)
-        write_anomaly_scores(dcase, machine, s, names, r["h"], overwrite=True)
-        write_decisions(dcase, machine, s, names, decisions, overwrite=True)
         labels = r["clips"].labels
+        n_target = len(sc_target[s]["clips"].paths) if s in sc_target else 0
         row = {"machine": machine, "section": s, "role": section_role(s), "n_test": int(len(labels)),
                "n_normal": int((labels == 0).sum()), "n_anomaly": int((labels == 1).sum()),
-               "n_unlabelled": int((labels < 0).sum()), "n_heldout": thresholds[s]["n_clips"],
+               "n_unlabelled": int((labels < 0).sum()), "n_target_test": int(n_target),
+               "n_heldout": thresholds[s]["n_clips"],
                "threshold": thr, "threshold_method": thresholds[s]["method"], "n_flagged": int(decisions.sum())}
         for k in SCORE_KINDS:
             auc, pauc = _metrics(labels, r[k], f"{machine} section {s:02d}")
@@ -589,13 +778,15 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
         "sections": rows,
         "summary_hmean": summary,
         "roc": roc,
-        "files": {"dcase": "eval/dcase", "scores": "eval/scores.csv", "sections": "eval/sections.csv",
-                  "detector": f"eval/{DETECTOR_FILE}", "inlier": INLIER_DIR, "cache": "eval/cache"},
+        "files": {"dcase": "eval/dcase", "dcase_files": dcase_files, "scores": "eval/scores.csv",
+                  "sections": "eval/sections.csv", "detector": f"eval/{DETECTOR_FILE}", "inlier": INLIER_DIR,
+                  "cache": "eval/cache"},
         "provenance": {
             "minasd_version": __version__, "git_commit": git_commit(), "device": embs.device,
             "duration_s": round(time.perf_counter() - t0, 3), "embeddings_extracted": embs.extracted,
             "data_root": str(embs.data_root), "data": data_manifest(embs.data_root),
-            "checkpoint": meta["checkpoint"], "epochs_trained": meta.get("epochs_done"),
+            "checkpoint": meta["checkpoint"], "checkpoint_sha256": embs.checkpoint_sha256,
+            "heldout_excluded": embs.heldout_excluded, "epochs_trained": meta.get("epochs_done"),
             "epochs_planned": meta.get("hparams", {}).get("epochs"), "train_status": meta.get("status"),
             "train_config": meta.get("config"), "model": meta.get("model"), "train_git_commit": meta.get("git_commit"),
             "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -604,7 +795,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
     atomic_write_json(out / RESULTS_FILE, results)
     if progress:
         print(f"[evaluate] {machine}: h = {kind} p={p} ({agg}); wrote {out / RESULTS_FILE}, "
-              f"{out / 'sections.csv'}, {dcase}/ ({2 * len(rows)} DCASE files), {run_dir / INLIER_DIR}/")
+              f"{out / 'sections.csv'}, {out / 'dcase'}/ ({len(dcase_files)} DCASE files), {run_dir / INLIER_DIR}/")
     return results
 
 

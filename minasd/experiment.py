@@ -21,13 +21,19 @@ default, each kind with the paper's aggregator (GMM: mean above the median, LOF:
 mean).  A p that does not fit a section's held-out segments is skipped (recorded
 with the reason).  The ablations are trained with the lambda chosen for the
 proposed method and get their own kind/p chosen the same way.  Ties go to the
-first candidate in grid order.  The tables report sections 03-05 only.
+first candidate in grid order.  The tables report sections 03-05 only, and a
+type's figure is over all three of them or not reported (:func:`summary_table`).
+
+Clips: every stage chooses them with :func:`minasd.data.protocol_clips` (source
+domain): the types that can be trained, the other types' test clips of the t-SNE
+figure, the baseline (:func:`minasd.baseline.run_baseline`) and the evaluation
+(:mod:`minasd.evaluate`).
 
 Layout of ``OUT``::
 
     OUT/runs/<type>/<variant>_lam<lambda>/     training runs (+ eval/ from minasd.evaluate)
     OUT/results/manifest.json                  schema, grids, selection rule, provenance, file list
-    OUT/results/table2.{json,csv}              proposed and baseline: per type AUC/pAUC/hmean over 03-05, All
+    OUT/results/table2.{json,csv}              proposed and baseline: per type AUC/pAUC/hmean over 03-05, All, note
     OUT/results/table3.{json,csv}              proposed, no_mixup, wo_h, product_only: same
     OUT/results/sections.{json,csv}            per variant, type and section (00-05; role dev/eval)
     OUT/results/selection.{json,csv}           every grid candidate's development-section score, the chosen one
@@ -36,6 +42,8 @@ Layout of ``OUT``::
     OUT/results/tsne/<type>_<variant>.npz      <= 300 target + <= 300 other-type clips: clip embeddings
                                                (mean over segments) and 2-D t-SNE coordinates
     OUT/results/types/<type>.json              everything of one type (resume unit)
+    OUT/results/scores/<type>.csv              per labelled test clip (all sections): machine, section, clip,
+                                               label, variant, seed, score (:data:`SCORE_COLUMNS`)
 
 Resuming: a finished training run is skipped, an unfinished one resumed
 (``train(resume=True)``), embeddings come from each run's cache, and a type whose
@@ -58,7 +66,9 @@ from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_co
 
 RESULTS_SCHEMA = "minasd.experiment"
 #: Version of the files under OUT/results; bump when a column or key changes.
-RESULTS_SCHEMA_VERSION = 1
+#: 2: table2/table3 gained ``note`` (incomplete types reported, not dropped; All's coverage).
+#: 3: per-clip scores (``scores/<type>.csv``); the baseline's mixture fit takes the experiment's seed.
+RESULTS_SCHEMA_VERSION = 3
 VARIANTS: tuple[str, ...] = ("proposed", "no_mixup", "product_only", "wo_h", "baseline")
 #: TrainConfig changes of each trained variant.
 TRAINED: dict[str, dict] = {"proposed": {}, "no_mixup": {"mixup": False}, "product_only": {"machine_loss": False}}
@@ -66,6 +76,9 @@ TABLE2_VARIANTS = ("proposed", "baseline")
 TABLE3_VARIANTS = ("proposed", "no_mixup", "wo_h", "product_only")
 DEFAULT_GRID_P: dict[str, tuple[int, ...]] = {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
 DEFAULT_GRID_LAM: tuple[float, ...] = (0.1, 1.0, 10.0)
+#: Columns of ``OUT/results/scores/<type>.csv``: one row per labelled test clip, variant and seed
+#: (higher score = more anomalous), the input of :mod:`minasd.analysis`.
+SCORE_COLUMNS: tuple[str, ...] = ("machine", "section", "clip", "label", "variant", "seed", "score")
 TSNE_MAX_TARGET = 300
 TSNE_MAX_OTHER = 300
 SELECTION_RULE = ("lambda, inlier kind and p chosen jointly by the harmonic mean of the AUCs and pAUCs of sections "
@@ -73,8 +86,8 @@ SELECTION_RULE = ("lambda, inlier kind and p chosen jointly by the harmonic mean
 
 #: Columns of every CSV table under OUT/results (the JSON twin holds the same rows).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "table2": ("variant", "machine", "AUC", "pAUC", "hmean"),
-    "table3": ("variant", "machine", "AUC", "pAUC", "hmean"),
+    "table2": ("variant", "machine", "AUC", "pAUC", "hmean", "note"),
+    "table3": ("variant", "machine", "AUC", "pAUC", "hmean", "note"),
     "sections": ("variant", "machine", "section", "role", "AUC", "pAUC", "hmean"),
     "selection": ("machine", "variant", "lam", "kind", "p", "aggregation", "dev_hmean", "n_dev_sections", "skipped",
                   "chosen"),
@@ -139,8 +152,10 @@ def select_on_dev(rows: Sequence[Mapping], keys: Sequence[str] = ("lam", "kind",
         skipped = next((r.get("skipped") for r in g if r.get("skipped")), None)
         vals = [v for r in g for v in (r.get("auc"), r.get("pauc"))]
         score = None
-        if g and not skipped and all(v is not None and v > 0 for v in vals):
-            score = harmonic_mean(vals)
+        if g and not skipped and all(v is not None for v in vals):
+            # an AUC or pAUC of 0 (possible on small sections) gives the harmonic mean's limit, 0:
+            # the candidate is the worst possible, not invalid
+            score = harmonic_mean(vals) if min(vals) > 0 else 0.0
         elif not g:
             skipped = skipped or "no development-section rows"
         elif not skipped:
@@ -212,6 +227,16 @@ def _run_epochs(run_dir: Path) -> dict:
             "best_epoch": meta.get("best_epoch"), "train_seconds": secs, "device": meta.get("device"),
             "device_name": meta.get("device_name"), "backbone": meta.get("model", {}).get("backbone"),
             "pretrained": meta.get("pretrained"), "status": meta.get("status")}
+
+
+def _clip_scores(run_dir: Path, machine: str, variant: str, seed: int, column: str) -> list[dict]:
+    """Per-clip anomaly scores of an evaluated run (labelled protocol test clips), in :data:`SCORE_COLUMNS`."""
+    import pandas as pd
+
+    df = pd.read_csv(run_dir / "eval" / "scores.csv")
+    df = df[df["label"] >= 0]
+    return [{"machine": machine, "section": int(r.section), "clip": Path(r.path).name, "label": int(r.label),
+             "variant": variant, "seed": int(seed), "score": float(getattr(r, column))} for r in df.itertuples()]
 
 
 def _section_records(variant: str, eval_res: dict, score: str = "h") -> list[dict]:
@@ -298,7 +323,7 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
                            epochs=cfg["epochs"], lam=float(lam), device=cfg["device"], seed=cfg["seed"],
                            progress=progress, **cfg["train_overrides"], **TRAINED[variant])
 
-    runs, selection_rows, sections, roc, evals = {}, [], [], {}, {}
+    runs, selection_rows, sections, roc, evals, clip_scores = {}, [], [], {}, {}, []
     dev_secs = list(DEV_SECTIONS)
 
     def select_and_eval(variant: str, lams: Sequence[float]):
@@ -330,6 +355,7 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
                           "inlier": ev["inlier"], "training": _run_epochs(run_dir),
                           "eval_duration_s": ev["provenance"]["duration_s"]}
         sections.extend(_section_records(variant, ev))
+        clip_scores.extend(_clip_scores(run_dir, machine, variant, cfg["seed"], "score_h"))
         roc[variant] = ev["roc"]["h"]
         # copy every per-epoch log of this variant
         for lam in lams:
@@ -345,9 +371,11 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         chosen_lam = chosen["lam"]
         if "proposed" not in variants:
             sections[:] = [r for r in sections if r["variant"] != "proposed"]
+            clip_scores[:] = [r for r in clip_scores if r["variant"] != "proposed"]
             roc.pop("proposed", None)
         if "wo_h" in variants:
             sections.extend(_section_records("wo_h", pev, "wo_h"))
+            clip_scores.extend(_clip_scores(prun, machine, "wo_h", cfg["seed"], "score_wo_h"))
             roc["wo_h"] = pev["roc"]["wo_h"]
             evals["wo_h"] = {"run": evals["proposed"]["run"], "selected": {"lam": chosen_lam, "how": "proposed's"},
                              "inlier": None, "training": evals["proposed"]["training"]}
@@ -366,13 +394,22 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         from .baseline import run_baseline
 
         tb = time.perf_counter()
-        bdf = run_baseline(data_root, machine_types=[machine], workers=cfg.get("workers"), progress=progress)
+        from .baseline import BaselineConfig
+
+        b_clips: list[dict] = []
+        bdf = run_baseline(data_root, machine_types=[machine], cfg=BaselineConfig(seed=cfg["seed"]),
+                           workers=cfg.get("workers"), progress=progress, clip_scores=b_clips)
+        clip_scores.extend({**r, "variant": "baseline", "seed": cfg["seed"]} for r in b_clips)
         for r in bdf.itertuples():
             sections.append({"variant": "baseline", "machine": machine, "section": int(r.section),
                              "role": section_role(int(r.section)), "auc": float(r.auc), "pauc": float(r.pauc)})
         evals["baseline"] = {"run": None, "selected": None, "inlier": None, "training": None,
                              "eval_duration_s": round(time.perf_counter() - tb, 3)}
     atomic_write_json(res_dir / "roc" / f"{machine}.json", roc)
+    import pandas as pd
+
+    atomic_write_text(res_dir / "scores" / f"{machine}.csv",
+                      pd.DataFrame(clip_scores, columns=list(SCORE_COLUMNS)).to_csv(index=False))
     result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": machine,
               "config_signature": _signature(cfg), "variants": evals, "runs": runs, "sections": sections,
               "selection": selection_rows, "duration_s": round(time.perf_counter() - t0, 3),
@@ -394,34 +431,86 @@ def _signature(cfg: dict) -> dict:
 
 
 def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
-                  sections: Iterable[int] = EVAL_SECTIONS) -> list[dict]:
+                  sections: Iterable[int] = EVAL_SECTIONS, machines: Sequence[str] | None = None) -> list[dict]:
     """Table II/III analogue: per variant and type, harmonic means of AUC, pAUC and of both,
-    over ``sections`` (default 03-05); ``machine == "All"`` row per variant over every type.
+    over ``sections`` (default the test sections 03-05), and an ``"All"`` row per variant.
 
-    Values in percent.  A type missing a section gets no row.  Book: chapter 6.
+    The rule (the paper's Table II is over all three test sections of a type):
+
+    * a type's figures are over **all** of ``sections`` or not reported: a type that
+      lacks some of them (no labels, not evaluated) or has an AUC or pAUC of 0 (where the
+      harmonic mean is undefined) still gets a row, with AUC, pAUC and hmean None and a
+      ``note`` that names the sections missing;
+    * ``"All"`` is computed over the **complete** types only, and its ``note`` names the
+      types it covers and the incomplete ones it left out (chosen over "All is not
+      reported when one type is incomplete" because runs of a subset of types are
+      normal and the note makes the coverage explicit).  When no type is complete the
+      All row has None values and says so.
+
+    Args:
+        section_rows: dicts ``variant, machine, section, auc, pauc`` (fractions).
+        variants: the variants to tabulate, in order.
+        sections: the sections a type's figure is over.
+        machines: the types every variant should report (default: every type with a
+            row of that variant in any section, so that a type with none of ``sections``
+            is listed as incomplete rather than silently dropped).
+
+    Returns:
+        rows ``variant, machine, AUC, pAUC, hmean, note``, values in percent.  Book: chapter 6.
+
+    Raises:
+        ValueError: a (variant, type, section) appears twice.
     """
     from .metrics import ALL_LABEL, harmonic_mean
 
-    secs = {int(s) for s in sections}
+    secs = sorted({int(s) for s in sections})
     out = []
     for v in variants:
-        rows = [r for r in section_rows if r["variant"] == v and int(r["section"]) in secs]
-        machines = [m for m in MACHINE_TYPES if any(r["machine"] == m for r in rows)]
-        machines += sorted({r["machine"] for r in rows} - set(machines))
-        all_a, all_p = [], []
-        for m in machines:
-            part = [r for r in rows if r["machine"] == m]
-            a = [r["auc"] for r in part]
-            p = [r["pauc"] for r in part]
-            if min(a + p) <= 0:
+        rows = [r for r in section_rows if r["variant"] == v]
+        if machines is not None:
+            types = list(machines)
+        else:
+            seen = {r["machine"] for r in rows}
+            types = [m for m in MACHINE_TYPES if m in seen] + sorted(seen - set(MACHINE_TYPES))
+        complete, left_out, all_a, all_p = [], [], [], []
+        for m in types:
+            got: dict[int, tuple] = {}
+            for r in rows:
+                if r["machine"] == m and int(r["section"]) in secs:
+                    if int(r["section"]) in got:
+                        raise ValueError(f"summary_table: {v} {m} section {int(r['section']):02d} appears twice")
+                    got[int(r["section"])] = (r["auc"], r["pauc"])
+            missing = [s for s in secs if s not in got or got[s][0] is None or got[s][1] is None]
+            zero = [s for s in secs if s not in missing and min(got[s]) <= 0]
+            if missing or zero:
+                why = []
+                if missing:
+                    why.append(f"section{'s' if len(missing) > 1 else ''} {', '.join(f'{s:02d}' for s in missing)} "
+                               "missing")
+                if zero:
+                    why.append(f"AUC or pAUC of 0 in {', '.join(f'{s:02d}' for s in zero)}")
+                out.append({"variant": v, "machine": m, "AUC": None, "pAUC": None, "hmean": None,
+                            "note": "; ".join(why) + ": not reported"})
+                left_out.append(m)
                 continue
+            a = [got[s][0] for s in secs]
+            p = [got[s][1] for s in secs]
             all_a += a
             all_p += p
+            complete.append(m)
             out.append({"variant": v, "machine": m, "AUC": 100 * harmonic_mean(a), "pAUC": 100 * harmonic_mean(p),
-                        "hmean": 100 * harmonic_mean(a + p)})
-        if all_a:
+                        "hmean": 100 * harmonic_mean(a + p), "note": ""})
+        if not types:
+            continue
+        if complete:
+            note = f"over {', '.join(complete)}" + (f"; left out (incomplete): {', '.join(left_out)}"
+                                                      if left_out else "")
             out.append({"variant": v, "machine": ALL_LABEL, "AUC": 100 * harmonic_mean(all_a),
-                        "pAUC": 100 * harmonic_mean(all_p), "hmean": 100 * harmonic_mean(all_a + all_p)})
+                        "pAUC": 100 * harmonic_mean(all_p), "hmean": 100 * harmonic_mean(all_a + all_p),
+                        "note": note})
+        else:
+            out.append({"variant": v, "machine": ALL_LABEL, "AUC": None, "pAUC": None, "hmean": None,
+                        "note": f"no type has all of sections {', '.join(f'{s:02d}' for s in secs)}: not reported"})
     return out
 
 
@@ -455,9 +544,12 @@ def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict)
     files = []
     files += _write_table(res_dir, "sections", sec_rows)
     files += _write_table(res_dir, "selection", sel_rows)
-    files += _write_table(res_dir, "table2", summary_table(raw, [v for v in TABLE2_VARIANTS if v in cfg["variants"]]))
-    files += _write_table(res_dir, "table3", summary_table(raw, [v for v in TABLE3_VARIANTS if v in cfg["variants"]]))
-    extra = sorted(str(p.relative_to(res_dir)) for sub in ("roc", "logs", "tsne", "types")
+    order = [t for t in MACHINE_TYPES if t in types] + sorted(set(types) - set(MACHINE_TYPES))
+    files += _write_table(res_dir, "table2", summary_table(raw, [v for v in TABLE2_VARIANTS if v in cfg["variants"]],
+                                                           machines=order))
+    files += _write_table(res_dir, "table3", summary_table(raw, [v for v in TABLE3_VARIANTS if v in cfg["variants"]],
+                                                           machines=order))
+    extra = sorted(str(p.relative_to(res_dir)) for sub in ("roc", "logs", "tsne", "types", "scores")
                    for p in (res_dir / sub).rglob("*") if p.is_file() and not p.name.startswith("."))
     manifest = {
         "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
@@ -528,11 +620,16 @@ def load_results(directory: str | Path) -> dict:
                              f"{js.get('columns')}; the schema says v{RESULTS_SCHEMA_VERSION}, {list(cols)}")
         if len(js["rows"]) != len(df) or any(tuple(r) != cols for r in js["rows"]):
             raise ValueError(f"{json_path} rows disagree with {csv_path} or with the columns {list(cols)}")
-        for c in ("AUC", "pAUC"):
-            if c in df and len(df) and not df[c].between(0, 100).all():
+        for c in ("AUC", "pAUC", "hmean"):
+            if c in df and not df[c].dropna().between(0, 100).all():
                 raise ValueError(f"{csv_path}: column {c} has values outside [0, 100]")
+        if "note" in cols:
+            silent = df[df["hmean"].isna() & df["note"].fillna("").astype(str).str.strip().eq("")]
+            if len(silent):
+                r = silent.iloc[0]
+                raise ValueError(f"{csv_path}: {r['variant']} {r['machine']} has no hmean and no note saying why")
         tables[name] = df
-    roc, tsne, logs, types = {}, {}, {}, {}
+    roc, tsne, logs, types, scores = {}, {}, {}, {}, []
     for f in manifest["files"]:
         p = d / f
         if f.startswith("roc/"):
@@ -560,7 +657,15 @@ def load_results(directory: str | Path) -> dict:
             if obj.get("schema_version") != RESULTS_SCHEMA_VERSION:
                 raise ValueError(f"{p} has schema version {obj.get('schema_version')}")
             types[obj["machine_type"]] = obj
+        elif f.startswith("scores/"):
+            sc = pd.read_csv(p)
+            if tuple(sc.columns) != SCORE_COLUMNS:
+                raise ValueError(f"{p} has columns {list(sc.columns)}; the schema says {list(SCORE_COLUMNS)}")
+            if sc["score"].isna().any() or not sc["label"].isin([0, 1]).all():
+                raise ValueError(f"{p}: every row needs a score and a label of 0 or 1")
+            scores.append(sc)
     return {"manifest": manifest, "tables": tables, "roc": roc, "tsne": tsne, "logs": logs, "types": types,
+            "scores": pd.concat(scores, ignore_index=True) if scores else pd.DataFrame(columns=SCORE_COLUMNS),
             "dir": str(d)}
 
 
@@ -596,7 +701,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         :func:`load_results` of the written files.  Book: chapter 6.
     """
     from . import __version__
-    from .data import index
+    from .data import index, protocol_clips
     from .evaluate import data_manifest, resolve_device
 
     t0 = time.perf_counter()
@@ -613,8 +718,9 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
     root = Path(data_root).resolve()
     out = Path(out_dir).resolve()
     df = index(root)
-    present = [m for m in MACHINE_TYPES if m in set(df.loc[df["split"] == "train", "machine"])]
-    present += sorted(set(df.loc[df["split"] == "train", "machine"]) - set(present))
+    # one clip rule for every stage (source domain): which types can be trained, which clips are others
+    trainable = set(protocol_clips(df, "train")["machine"])
+    present = [m for m in MACHINE_TYPES if m in trainable] + sorted(trainable - set(MACHINE_TYPES))
     types = list(machine_types) if machine_types else present
     missing = [m for m in types if m not in present]
     if missing:
@@ -626,7 +732,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
     cfg = {"variants": variants, "grid_p": grid_p, "grid_lam": grid_lam, "epochs": epochs, "seed": seed,
            "device": device, "train_overrides": overrides, "tsne_max_target": tsne_max_target,
            "tsne_max_other": tsne_max_other, "workers": workers}
-    test_df = df[(df["split"] == "test") & (df["domain"].isin(["source"]) | df["domain"].isna())]
+    test_df = protocol_clips(df, "test")
     res_dir = out / "results"
     done: dict[str, dict] = {}
     for f in sorted((res_dir / "types").glob("*.json")):  # types finished before (other sessions)
@@ -662,7 +768,11 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
 
 
 def format_results(loaded: dict) -> str:
-    """Table II and III analogues as text (percent)."""
+    """Table II and III analogues as text (percent), with the notes of incomplete types and of All."""
+    import pandas as pd
+
+    from .metrics import ALL_LABEL
+
     lines = []
     data = loaded["manifest"]["provenance"]["data"]
     lines.append(f"data: {'SYNTHETIC (not DCASE; not comparable with the paper)' if data['synthetic'] else 'real'}")
@@ -672,6 +782,9 @@ def format_results(loaded: dict) -> str:
             piv = df.pivot(index="variant", columns="machine", values="hmean")
             lines.append(f"{name} (harmonic mean of AUC and pAUC over sections 03-05, %):")
             lines.append(piv.round(2).to_string())
+            for r in df.itertuples():
+                if isinstance(r.note, str) and r.note.strip() and (r.machine == ALL_LABEL or pd.isna(r.hmean)):
+                    lines.append(f"  {r.variant} {r.machine}: {r.note}")
     return "\n".join(lines)
 
 
@@ -685,7 +798,10 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root")
     parser.add_argument("--out", required=True, type=Path, help="experiment folder (runs/ and results/)")
     parser.add_argument("--machine-types", nargs="+", default=None, help="target types (default: all present)")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: Table I, 300)")
+    parser.add_argument("--profile", default="paper", choices=["paper", "cpu"],
+                        help="training profile (minasd.profiles): paper (default: EfficientNet-B0, 300 epochs, "
+                             "Table I batch sizes) or cpu; --epochs, --batch-size, --backbone override it")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {','.join(VARIANTS)} (default: all)")
@@ -694,8 +810,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-lam", type=float, nargs="+", default=list(DEFAULT_GRID_LAM),
                         help="lambda grid (default 0.1 1 10); one model is trained per value")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=None, help="override Table I's batch size")
-    parser.add_argument("--backbone", default=None, help="timm encoder (default efficientnet_b0; others: quick checks)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the profile's)")
+    parser.add_argument("--backbone", default=None, help="timm encoder (default: the profile's)")
     parser.add_argument("--max-train-clips-per-section", type=int, default=None, help="quick runs only")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -714,9 +830,14 @@ def _parse_grid_p(items: Sequence[str] | None) -> dict | None:
 
 def run_experiment(args: argparse.Namespace) -> int:
     """Run ``minasd experiment`` and print the tables (Book: chapter 6)."""
-    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("backbone", args.backbone),
+    from .profiles import get_profile
+
+    prof = get_profile(args.profile)
+    overrides = {k: v for k, v in (("batch_size", args.batch_size or prof.batch_size),
+                                   ("backbone", args.backbone or prof.backbone), ("profile", prof.name),
                                    ("max_train_clips_per_section", args.max_train_clips_per_section)) if v is not None}
-    loaded = experiment(args.data, args.out, machine_types=args.machine_types, epochs=args.epochs, device=args.device,
+    loaded = experiment(args.data, args.out, machine_types=args.machine_types, epochs=args.epochs or prof.epochs,
+                        device=args.device,
                         variants=[v.strip() for v in args.variants.split(",") if v.strip()],
                         grid_p=_parse_grid_p(args.grid_p), grid_lam=args.grid_lam, seed=args.seed,
                         train_overrides=overrides, progress=not args.quiet)

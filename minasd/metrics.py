@@ -170,16 +170,53 @@ def roc_points(y, scores, max_points: int = 200) -> tuple[np.ndarray, np.ndarray
 
 
 # --- official DCASE result files -------------------------------------------
+#
+# What the official DCASE 2021 Task 2 evaluator (github.com/y-kawagu/dcase2021_task2_evaluator,
+# dcase2021_task2_evaluator.py) reads, and therefore what we write:
+#
+# * for every machine type and section of its ground truth and for BOTH domains, two files
+#   in one team folder: ``anomaly_score_<type>_section_<XX>_<domain>_test.csv`` and
+#   ``decision_result_<type>_section_<XX>_<domain>_test.csv``, domain ``source`` or
+#   ``target``; a missing file stops it;
+# * rows ``<clip file name>,<value>``, no header: it parses column 1 of every row as a
+#   float, so a header line would crash it;
+# * it sorts the rows by file name and pairs them with its ground-truth rows
+#   (``ground_truth_<type>_section_<XX>_<domain>_test.csv``) sorted the same way, so the
+#   file names must be the clips' bare names (``section_03_target_test_0000.wav``) and
+#   every clip of that section and domain must have exactly one row (it aborts when the
+#   counts differ).
+#
+# Clips whose names carry no domain (DCASE 2022-2025 anonymised evaluation clips, DCASE
+# 2020 names) go to ``..._section_<XX>_test.csv``: the DCASE 2022-2025 evaluators read one
+# file per section with both domains.
+
+#: Domains that have their own DCASE 2021 result files.
+DCASE_DOMAINS: tuple[str, ...] = ("source", "target")
 
 
-def anomaly_score_filename(machine: str, section: int) -> str:
-    """``anomaly_score_<type>_section_<XX>_test.csv`` (DCASE 2021 submission format)."""
-    return f"anomaly_score_{machine}_section_{int(section):02d}_test.csv"
+def _dcase_name(prefix: str, machine: str, section: int, domain: str | None) -> str:
+    if domain is not None and domain not in DCASE_DOMAINS:
+        raise ValueError(f"domain must be one of {DCASE_DOMAINS} or None, got {domain!r}")
+    middle = f"_{domain}" if domain else ""
+    return f"{prefix}_{machine}_section_{int(section):02d}{middle}_test.csv"
 
 
-def decision_filename(machine: str, section: int) -> str:
-    """``decision_result_<type>_section_<XX>_test.csv`` (DCASE 2021 submission format)."""
-    return f"decision_result_{machine}_section_{int(section):02d}_test.csv"
+def anomaly_score_filename(machine: str, section: int, domain: str | None = None) -> str:
+    """``anomaly_score_<type>_section_<XX>_<domain>_test.csv`` (the DCASE 2021 evaluator's name).
+
+    ``domain`` is ``"source"`` or ``"target"``; None gives ``..._section_<XX>_test.csv``
+    (the one-file-per-section name of the DCASE 2022-2025 evaluators, for clips whose
+    names carry no domain).
+
+    >>> anomaly_score_filename("fan", 3, "target")
+    'anomaly_score_fan_section_03_target_test.csv'
+    """
+    return _dcase_name("anomaly_score", machine, section, domain)
+
+
+def decision_filename(machine: str, section: int, domain: str | None = None) -> str:
+    """``decision_result_<type>_section_<XX>_<domain>_test.csv`` (see :func:`anomaly_score_filename`)."""
+    return _dcase_name("decision_result", machine, section, domain)
 
 
 def _write_rows(path: Path, names: Sequence, values: Sequence[str], overwrite: bool) -> Path:
@@ -198,12 +235,14 @@ def _write_rows(path: Path, names: Sequence, values: Sequence[str], overwrite: b
 
 
 def write_anomaly_scores(directory: str | Path, machine: str, section: int, names: Sequence, scores,
-                         overwrite: bool = False) -> Path:
-    """Write ``anomaly_score_<type>_section_<XX>_test.csv``: rows ``file_name,score``, no header.
+                         overwrite: bool = False, domain: str | None = None) -> Path:
+    """Write ``anomaly_score_<type>_section_<XX>_<domain>_test.csv``: rows ``file_name,score``, no header.
 
     File names are written without folders (``section_03_source_test_0000.wav``),
     as the DCASE evaluator matches them against its ground truth; scores are
-    written with full float precision.  Written atomically.
+    written with full float precision.  Written atomically.  ``domain``: see
+    :func:`anomaly_score_filename` (the format notes above it say what the
+    official evaluator reads).
 
     Raises:
         FileExistsError: the file exists and ``overwrite`` is False.
@@ -212,15 +251,15 @@ def write_anomaly_scores(directory: str | Path, machine: str, section: int, name
     Book: chapter 6.
     """
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
-    path = Path(directory) / anomaly_score_filename(machine, section)
+    path = Path(directory) / anomaly_score_filename(machine, section, domain)
     if not np.isfinite(s).all():
         raise ValueError(f"{path.name}: {int((~np.isfinite(s)).sum())} scores are NaN or inf")
     return _write_rows(path, names, [repr(float(v)) for v in s], overwrite)
 
 
 def write_decisions(directory: str | Path, machine: str, section: int, names: Sequence, decisions,
-                    overwrite: bool = False) -> Path:
-    """Write ``decision_result_<type>_section_<XX>_test.csv``: rows ``file_name,0|1`` (1 = anomaly).
+                    overwrite: bool = False, domain: str | None = None) -> Path:
+    """Write ``decision_result_<type>_section_<XX>_<domain>_test.csv``: rows ``file_name,0|1`` (1 = anomaly).
 
     Raises:
         FileExistsError: the file exists and ``overwrite`` is False.
@@ -229,7 +268,7 @@ def write_decisions(directory: str | Path, machine: str, section: int, names: Se
     Book: chapter 6.
     """
     d = np.asarray(decisions).reshape(-1)
-    path = Path(directory) / decision_filename(machine, section)
+    path = Path(directory) / decision_filename(machine, section, domain)
     if not np.isin(d, (0, 1)).all():
         raise ValueError(f"{path.name}: decisions must be 0 or 1, got {np.unique(d).tolist()[:5]}")
     return _write_rows(path, names, [str(int(v)) for v in d], overwrite)

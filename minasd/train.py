@@ -1,7 +1,7 @@
 """Training the encoder f with the two binary cross-entropies (Book: chapter 4).
 
 ``train(TrainConfig(...))`` trains one model for one target machine type and
-writes a run directory (format: ``/work/plan/CONTRACT.md``)::
+writes a run directory::
 
     <run>/config.yaml        the TrainConfig (YAML)
     <run>/run.json           provenance: machine type, sections, hparams, ablations,
@@ -14,8 +14,9 @@ writes a run directory (format: ``/work/plan/CONTRACT.md``)::
 What the trainer does, and the choices it makes (METHOD.md; the paper is silent on
 the ones marked "choice"):
 
-* Data: every *training* clip under ``data_root`` (``dev_data`` and ``eval_data``
-  train folders) of every machine type present.  The target type's sections give
+* Data: every source-domain *training* clip under ``data_root`` (``dev_data``
+  and ``eval_data`` train folders; :func:`minasd.data.protocol_clips`) of every
+  machine type present.  The target type's sections give
   the K product classes (index i = ``sections[i]``); every other type is an
   outlier-exposure negative (t = 0).
 * Split: 90 % / 10 % of the target type's training clips, stratified by section
@@ -29,23 +30,33 @@ the ones marked "choice"):
   The validation loss is the same Eq. 3 over the whole validation set at once.
   The checkpoint with the smallest validation loss is ``best.pt``.
 * Amplitude normalisation: mean/std of the target type's training-split clips
-  (:func:`minasd.data.compute_norm_stats`), applied to every clip fed to the
-  model, negatives included.
-* Input pipeline: all clips are loaded once into one flat int16 tensor on the
-  device (16-bit PCM, as DCASE and the synthetic factory write it, is stored
-  losslessly; other sources are quantised to 16 bits).  Each step takes the
-  sampler's indices, cuts random 2 s crops by index arithmetic on the device
-  (one gather, no Python loop per sample), normalises, computes the log-mel
-  (:class:`minasd.features.LogMel`) on the device, applies Mixup
-  (:mod:`minasd.mixup`), the loss (:mod:`minasd.losses`) and the optimiser.
-  On CUDA: bf16 autocast, channels_last, optional ``torch.compile``, and no host
-  synchronisation inside an epoch (running sums stay on the device).
+  (the computation of :func:`minasd.data.compute_norm_stats`, on the store's
+  samples), applied to every clip fed to the model, negatives included.
+* Input pipeline: the clips come from the data root's waveform store
+  (:mod:`minasd.store`: every source-domain training clip of the root, decoded
+  once into one memory-mapped int16 file that every run and ablation shares);
+  the amplitude statistics are read from it too.  Each step takes the
+  sampler's indices, draws the crop starts on the host, gathers the (B, 2 s)
+  int16 crops from the memory map with one vectorised indexing operation,
+  moves them to the device, normalises, computes the log-mel
+  (:class:`minasd.features.LogMel`), applies Mixup (:mod:`minasd.mixup`), the
+  loss (:mod:`minasd.losses`) and the optimiser.  No waveforms are held in
+  memory, so host memory does not grow with the data (measured figures in
+  :mod:`minasd.store`).
+* Device: one code path for every device.  Memory format (channels_last),
+  autocast dtype (bf16 on CUDA; on CPU only for encoders where it was measured
+  to help), ``torch.compile`` and pinned host copies are values chosen once by
+  :func:`minasd.runtime.runtime_settings` and recorded in ``run.json``
+  (``runtime``); no host synchronisation inside an epoch (running sums stay on
+  the device).
 * Optimisation: AdamW (weight decay 0.01, torch's default; choice), OneCycleLR
   with max lr from Table I over ``epochs * len(sampler)`` steps, batch size and
   lambda from Table I (:func:`minasd.config.hparams_for`), 300 epochs by default.
-* Randomness: the sampler's batches, the crop positions and the Mixup draws of
-  epoch e depend only on ``(seed, e)``, so a resumed run continues as the
-  uninterrupted run would have.
+* Randomness: the sampler's batches, the crop positions (a host generator) and
+  the Mixup draws (a device generator) of epoch e depend only on ``(seed, e)``,
+  and the global torch RNG (CPU and CUDA) is reseeded from them each epoch, so a
+  resumed run continues as the uninterrupted run would have (bit for bit on the
+  same device and thread count); no CUDA generator state needs saving.
 
 Resume and overwrite (``minasd train --resume`` / ``--overwrite``):
 
@@ -53,7 +64,10 @@ Resume and overwrite (``minasd train --resume`` / ``--overwrite``):
 * ``resume=True`` continues an unfinished run with the same configuration from
   ``checkpoints/last.pt`` (model, optimiser, scheduler, sampler, RNG, epoch, best
   value and the log); fields that do not change the result (device, num_workers,
-  compile, progress) may differ;
+  compile, progress) may differ, and so may the device settings derived from
+  them (``run.json`` lists each session's in ``runtime_history``).  Checkpoints
+  hold plain data only and are read with ``weights_only=True`` onto the CPU
+  (:func:`load_checkpoint`);
   (with no run there yet, ``resume=True`` simply starts one);
 * ``overwrite=True`` deletes the trainer's files in ``out_dir`` and starts again;
 * otherwise a run directory that holds a run (finished, unfinished, or with a
@@ -69,9 +83,7 @@ import os
 import shutil
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -85,13 +97,14 @@ from .io_utils import atomic_save_torch, atomic_write_json, atomic_write_text, g
 from .losses import LossParts, two_bce_loss
 from .mixup import mixup, no_mixup, product_targets
 from .model import ASDModel
+from .runtime import RuntimeSettings, runtime_settings
 from .sampler import BalancedBatchSampler
+from .store import PCM_SCALE, WaveStore, open_store
 
 #: Fields of TrainConfig that do not change what is trained: a run may be resumed with other values.
 RUNTIME_FIELDS = ("out_dir", "device", "num_workers", "compile", "progress")
 #: Files and folders the trainer writes in a run directory (``overwrite`` deletes exactly these).
 RUN_FILES = ("config.yaml", "run.json", "split.json", "norm_stats.json", "log.jsonl", "checkpoints")
-PCM_SCALE = 32768.0  # int16 storage: sample value = int / 32768, as soundfile reads 16-bit PCM
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,8 @@ class TrainConfig:
             (machine type, section), seeded; None = all (quick runs only).
         compile: wrap the model in ``torch.compile``.
         progress: show tqdm progress bars.
+        profile: name of the training profile (:mod:`minasd.profiles`) the caller took
+            its values from; recorded in ``config.yaml`` and ``run.json`` for captions.
     """
 
     machine_type: str
@@ -142,6 +157,7 @@ class TrainConfig:
     max_train_clips_per_section: int | None = None
     compile: bool = False
     progress: bool = True
+    profile: str | None = None
 
     def hparams(self) -> TypeHParams:
         """Table I row of the machine type with this config's overrides."""
@@ -184,20 +200,25 @@ class TrainConfig:
 
 @dataclass
 class TrainData:
-    """The clips of a run and their waveforms, flat on one device.
+    """The items of a run: which store clip each is, its machine type and targets (Book: chapter 4).
 
     Items are ordered: training items first (target type, then other types), then
-    validation items (target type, then other types).
+    validation items (target type, then other types).  Everything here lives on the
+    host; a batch's crops and targets go to the device per step.
     """
 
     paths: list[str]  # absolute
     machines: list[str]
-    is_target: torch.Tensor  # (N,) float32, 1 target type
-    section_class: torch.Tensor  # (N,) int64, product class index, -1 for other types
-    offsets: torch.Tensor  # (N,) int64, start of each clip in ``waves``
-    lengths: torch.Tensor  # (N,) int64, samples
-    waves: torch.Tensor  # (total,) int16
+    is_target: np.ndarray  # (N,) float32, 1 target type
+    section_class: np.ndarray  # (N,) int64, product class index, -1 for other types
+    store: WaveStore
+    clips: np.ndarray  # (N,) int64, the item's clip in ``store``
     n_train: int  # items [0, n_train) are training items, the rest validation
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) int64, samples of each item's clip."""
+        return self.store.lengths[self.clips]
 
     @property
     def n_val(self) -> int:
@@ -218,7 +239,9 @@ def select_clips(df, cfg: TrainConfig) -> dict[str, Any]:
     """
     if not 0.0 < cfg.val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {cfg.val_fraction}")
-    train = df[df["split"] == "train"].sort_values("path", kind="stable")
+    from .data import protocol_clips
+
+    train = protocol_clips(df, "train")  # source domain only (METHOD.md)
     root = Path(cfg.data_root)
     if train.empty:
         raise ValueError(f"no training clips under {root} (expected <root>/<dev_data|eval_data>/<type>/train/*.wav)")
@@ -268,58 +291,21 @@ def select_clips(df, cfg: TrainConfig) -> dict[str, Any]:
             "machine_of": machine_of, "section_of": section_of}
 
 
-def _expected_length(path: str) -> int:
-    import soundfile as sf
-
-    info = sf.info(path)
-    if info.samplerate == SAMPLE_RATE:
-        return int(info.frames)
-    ratio = Fraction(SAMPLE_RATE, info.samplerate)  # resample_poly's output length
-    return int(math.ceil(info.frames * ratio.numerator / ratio.denominator))
-
-
-def load_waveforms(paths: list[str], device: torch.device, num_workers: int = 0,
-                   progress: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Read ``paths`` into one flat int16 tensor on ``device`` (Book: chapter 4).
-
-    Returns:
-        ``(waves (total,) int16, offsets (N,) int64, lengths (N,) int64)``; clip i
-        is ``waves[offsets[i]:offsets[i] + lengths[i]] / 32768``.
-    """
-    from minasd.progress import tqdm
-
-    from .data import load_audio
-
-    workers = num_workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        lengths = np.asarray(list(pool.map(_expected_length, paths)), dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    flat = np.empty(int(lengths.sum()), dtype=np.int16)
-
-    def fill(i: int) -> None:
-        wave = load_audio(paths[i])
-        if wave.shape[0] != lengths[i]:
-            raise ValueError(f"clip {paths[i]}: read {wave.shape[0]} samples, header says {lengths[i]}")
-        q = np.clip(np.rint(wave * PCM_SCALE), -32768, 32767)
-        flat[offsets[i]:offsets[i] + lengths[i]] = q.astype(np.int16)
-
-    with ThreadPoolExecutor(workers) as pool:
-        list(tqdm(pool.map(fill, range(len(paths))), total=len(paths), desc="loading clips",
-                  unit="clip", disable=not progress))
-    waves = torch.from_numpy(flat).to(device)
-    return waves, torch.from_numpy(offsets).to(device), torch.from_numpy(lengths).to(device)
-
-
 class CropPipeline(torch.nn.Module):
-    """Indices -> normalised 2 s crops -> log-mel, all on the device (Book: chapter 4).
+    """Item indices -> 2 s crops from the store -> normalised log-mel on the device (Book: chapter 4).
+
+    The crops are gathered on the host from the memory-mapped store (one vectorised
+    gather per batch), moved to the device as int16 (half the bytes of float32) and
+    turned into float, normalised and transformed there.
 
     Args:
         data: the run's :class:`TrainData`.
         mean, std: amplitude normalisation of the target type.
         seg_len: crop length in samples (2.0 s).
+        runtime: the run's :class:`minasd.runtime.RuntimeSettings` (device, copies).
     """
 
-    def __init__(self, data: TrainData, mean: float, std: float, seg_len: int):
+    def __init__(self, data: TrainData, mean: float, std: float, seg_len: int, runtime: RuntimeSettings):
         super().__init__()
         from .features import LogMel
 
@@ -327,27 +313,32 @@ class CropPipeline(torch.nn.Module):
         self.mean = float(mean)
         self.std = float(std)
         self.seg_len = int(seg_len)
-        self.logmel = LogMel(FEATURES).to(data.waves.device)
-        self.register_buffer("ramp", torch.arange(seg_len, device=data.waves.device), persistent=False)
-        short = (data.lengths < seg_len).nonzero()
-        if short.numel():
-            i = int(short[0, 0])
+        self.runtime = runtime
+        self.logmel = LogMel(FEATURES).to(runtime.torch_device)
+        short = np.flatnonzero(data.lengths < seg_len)
+        if short.size:
+            i = int(short[0])
             raise ValueError(f"clip {data.paths[i]} is {int(data.lengths[i]) / SAMPLE_RATE:.2f} s long; "
                              f"training crops need {seg_len / SAMPLE_RATE:.1f} s")
 
-    def random_starts(self, idx: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """Uniform crop starts in [0, length - seg_len] for each index, (B,) int64."""
-        room = (self.data.lengths[idx] - self.seg_len + 1).double()
-        u = torch.rand(idx.shape[0], generator=generator, device=idx.device, dtype=torch.float64)
-        return torch.minimum((u * room).long(), (room - 1).long())
+    def random_starts(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform crop starts in [0, length - seg_len] for each item of ``idx``, (B,) int64."""
+        return rng.integers(0, self.data.lengths[idx] - self.seg_len + 1).astype(np.int64)
 
-    def crops(self, idx: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        """(B,) clip indices and (B,) starts -> normalised waveforms (B, seg_len) float32."""
-        pos = (self.data.offsets[idx] + starts)[:, None] + self.ramp[None, :]  # (B, seg_len)
-        wave = self.data.waves[pos].float() / PCM_SCALE
+    def host_crops(self, idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(B,) items and (B,) starts -> raw crops (B, seg_len) int16, on the host."""
+        return self.data.store.crops(self.data.clips[idx], starts, self.seg_len)
+
+    def crops(self, idx: np.ndarray, starts: np.ndarray) -> torch.Tensor:
+        """(B,) items and (B,) starts -> normalised waveforms (B, seg_len) float32 on the device."""
+        wave = self.runtime.to_device(self.host_crops(idx, starts)).float() / PCM_SCALE
         return (wave - self.mean) / self.std
 
-    def forward(self, idx: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    def targets(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) items -> (t (B,) float32, section class (B,) int64) on the device."""
+        return self.runtime.to_device(self.data.is_target[idx]), self.runtime.to_device(self.data.section_class[idx])
+
+    def forward(self, idx: np.ndarray, starts: np.ndarray) -> torch.Tensor:
         return self.logmel(self.crops(idx, starts))  # (B, n_mels, frames)
 
 
@@ -424,7 +415,11 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:
             "choose another --out, or pass --overwrite to delete that run"
         )
     meta_path = out / "run.json"
-    finished = meta_path.exists() and json.loads(meta_path.read_text()).get("status") == "finished"
+    if meta_path.exists():
+        meta = _read_json(meta_path, f"{out} holds a damaged run", "pass --overwrite to start over")
+        finished = isinstance(meta, dict) and meta.get("status") == "finished"
+    else:
+        finished = False
     if finished:
         raise FileExistsError(f"{out} holds a finished run; pass --overwrite to train it again, or choose another --out")
     if not resume:
@@ -455,6 +450,76 @@ def _plain_model(model: torch.nn.Module) -> ASDModel:
 
 
 # --------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------
+
+#: Keys every checkpoint holds (``best.pt`` and ``last.pt``).
+CHECKPOINT_KEYS = ("model", "epoch", "model_spec")
+#: Keys ``last.pt`` holds on top, to resume a run.
+RESUME_KEYS = CHECKPOINT_KEYS + ("optimizer", "scheduler", "sampler", "torch_rng", "best_val", "best_epoch",
+                                 "history", "config")
+
+
+def _brief(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return f"{type(err).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def load_checkpoint(path: str | Path, need: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
+    """Read a minasd checkpoint safely, onto the CPU (Book: chapter 4).
+
+    ``weights_only=True``: the file may hold only tensors, numbers, strings, lists,
+    tuples and dicts (what :func:`train` writes), never code; a file shared by
+    someone else cannot run anything on the reader's machine.  Tensors are loaded
+    to the CPU whatever device wrote or will use them: ``load_state_dict`` then
+    places model and optimiser state next to the parameters, and keeps AdamW's
+    step counters on the CPU where torch expects them.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable checkpoint (truncated, not a torch file, pickled
+            objects other than plain data) or without the keys ``need``; the message
+            names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, random bytes, forbidden globals: all mean "not a checkpoint"
+        raise ValueError(f"{path} is not a readable minasd checkpoint ({_brief(err)}); it may be truncated or "
+                         "not a checkpoint at all: train the run again (--overwrite)") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"{path} is not a minasd checkpoint: it holds a {type(ck).__name__}, not a dict")
+    missing = [k for k in need if k not in ck]
+    if missing:
+        raise ValueError(f"{path} is not a minasd checkpoint: it lacks {missing}")
+    return ck
+
+
+def _load_weights(model: ASDModel, ck: dict, path: Path, expected_spec: dict | None) -> None:
+    """Load ``ck["model"]`` into ``model``; a checkpoint of another model is a ValueError naming ``path``."""
+    spec = ck["model_spec"]
+    if expected_spec is not None and spec != expected_spec:
+        raise ValueError(f"checkpoint {path} holds the model {spec}, but this run's model is {expected_spec}: "
+                         "the checkpoint belongs to another run")
+    try:
+        model.load_state_dict(ck["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError) as err:
+        raise ValueError(f"checkpoint {path}: its weights do not fit the model {model.to_spec()} "
+                         f"({_brief(err)})") from None
+
+
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: {what}; {fix}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): {what}; {fix}") from None
+
+
+# --------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------
 
@@ -465,79 +530,72 @@ def _epoch_generator(device: torch.device, seed: int, epoch: int, stream: int) -
     return g
 
 
+def _epoch_crop_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The host generator of epoch ``epoch``'s crop starts: a function of (seed, epoch) only."""
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, 0]))
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, pipe: CropPipeline, items: torch.Tensor, starts: torch.Tensor,
-             n_sections: int, lam: float, use_machine_loss: bool, batch_size: int,
-             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, pipe: CropPipeline, items: np.ndarray, starts: np.ndarray,
+             n_sections: int, lam: float, use_machine_loss: bool, batch_size: int) -> dict[str, float]:
     """Eq. 3 over a whole set of fixed crops, plus section and machine accuracy (Book: chapter 4).
 
     The set is processed in chunks, but the parts are summed so that the result is
     the loss of the whole set as one batch (L_machine averaged over all crops,
     L_product normalised by K times all target crops).
+
+    Args:
+        items, starts: (N,) int64 host arrays, the crops (item, start sample).
     """
+    rt = pipe.runtime
     was_training = model.training
     model.eval()
-    data = pipe.data
-    dev = items.device
-    m_sum = torch.zeros((), device=dev, dtype=torch.float64)
-    p_sum = torch.zeros((), device=dev, dtype=torch.float64)
-    p_norm = torch.zeros((), device=dev, dtype=torch.float64)
-    sec_ok = torch.zeros((), device=dev, dtype=torch.float64)
-    mach_ok = torch.zeros((), device=dev, dtype=torch.float64)
+    sums = torch.zeros(5, device=rt.torch_device, dtype=torch.float64)  # machine, product, norm, sec ok, mach ok
     for lo in range(0, items.shape[0], batch_size):
         idx, st = items[lo:lo + batch_size], starts[lo:lo + batch_size]
         x = pipe(idx, st)
-        t = data.is_target[idx]
-        cls = data.section_class[idx]
+        t, cls = pipe.targets(idx)
         y = product_targets(cls, t, n_sections)
-        with torch.autocast(device_type=dev.type, dtype=autocast_dtype or torch.bfloat16, enabled=autocast_dtype is not None):
-            _, ml, pl = model(_to_model_input(x))
+        with rt.autocast():
+            _, ml, pl = model(rt.model_input(x))
         parts = two_bce_loss(ml.float(), pl.float(), t, y, lam=lam)
-        m_sum += parts.machine.double() * idx.shape[0]
-        p_sum += parts.product.double() * parts.n_target.double()
-        p_norm += parts.n_target.double()
-        sec_ok += ((pl.argmax(1) == cls) & (t > 0)).sum()
-        mach_ok += ((ml > 0).float() == t).sum()
+        sums += torch.stack([parts.machine.double() * idx.shape[0], parts.product.double() * parts.n_target.double(),
+                             parts.n_target.double(), ((pl.argmax(1) == cls) & (t > 0)).sum().double(),
+                             ((ml > 0).float() == t).sum().double()])
     model.train(was_training)
+    m_sum, p_sum, p_norm, sec_ok, mach_ok = sums.tolist()
     n = items.shape[0]
-    n_target = float((data.is_target[items] > 0).sum())
-    machine = float(m_sum) / n
-    product = float(p_sum / p_norm) if float(p_norm) > 0 else 0.0
+    n_target = float((pipe.data.is_target[items] > 0).sum())
+    machine = m_sum / n
+    product = p_sum / p_norm if p_norm > 0 else 0.0
     total = (machine if use_machine_loss else 0.0) + lam * product
     return {"val_loss": total, "val_machine": machine, "val_product": product,
-            "val_section_acc": float(sec_ok) / n_target if n_target else float("nan"),
-            "val_machine_acc": float(mach_ok) / n, "val_crops": n}
-
-
-def _to_model_input(x: torch.Tensor) -> torch.Tensor:
-    x = x.unsqueeze(1)  # (B, 1, n_mels, frames)
-    if x.is_cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+            "val_section_acc": sec_ok / n_target if n_target else float("nan"),
+            "val_machine_acc": mach_ok / n, "val_crops": n}
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, pipe: CropPipeline,
-               idx: torch.Tensor, generator: torch.Generator | None, n_sections: int, lam: float,
-               use_mixup: bool, use_machine_loss: bool, autocast_dtype: torch.dtype | None) -> LossParts:
+               idx: np.ndarray, starts: np.ndarray, generator: torch.Generator | None, n_sections: int, lam: float,
+               use_mixup: bool, use_machine_loss: bool) -> LossParts:
     """One whole training step: crops, log-mel, Mixup, loss, optimiser (Book: chapter 4).
 
+    Device, memory format and precision are those of ``pipe.runtime``.
+
     Args:
-        idx: (B,) item indices on the device (from the sampler).
-        generator: device generator for crop positions and Mixup.
-        autocast_dtype: torch.bfloat16 on CUDA, None on CPU (float32).
+        idx: (B,) int64 item indices (from the sampler), host array.
+        starts: (B,) int64 crop starts (:meth:`CropPipeline.random_starts`), host array.
+        generator: torch generator on the device, for the Mixup draws.
 
     Returns:
         the batch's :class:`LossParts` (tensors on the device; no host synchronisation).
     """
-    data = pipe.data
-    starts = pipe.random_starts(idx, generator)
+    rt = pipe.runtime
     x = pipe(idx, starts)  # (B, n_mels, frames)
-    t = data.is_target[idx]
-    y = product_targets(data.section_class[idx], t, n_sections)
+    t, cls = pipe.targets(idx)
+    y = product_targets(cls, t, n_sections)
     batch = mixup(x, t, y, generator=generator) if use_mixup else no_mixup(x, t, y)
-    with torch.autocast(device_type=x.device.type, dtype=autocast_dtype or torch.bfloat16,
-                        enabled=autocast_dtype is not None):
-        _, ml, pl = model(_to_model_input(batch.x))
+    with rt.autocast():
+        _, ml, pl = model(rt.model_input(batch.x))
     parts = two_bce_loss(ml.float(), pl.float(), batch.t, batch.product_target, lam=lam,
                          has_target=batch.has_target, use_machine_loss=use_machine_loss)
     optimizer.zero_grad(set_to_none=True)
@@ -548,23 +606,29 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
     return parts
 
 
-def build_data(cfg: TrainConfig, device: torch.device) -> tuple[TrainData, dict, Any]:
-    """Index the root, select and split clips, compute norm stats, load waveforms (Book: chapter 4)."""
+def build_data(cfg: TrainConfig) -> tuple[TrainData, dict, Any]:
+    """Index the root, select and split clips, open the waveform store, compute norm stats (Book: chapter 4).
+
+    The amplitude statistics are read from the store (the same numbers as
+    :func:`minasd.data.compute_norm_stats` on the training split, for 16-bit
+    PCM clips) so that no clip is decoded twice.
+    """
     from . import data as data_mod
 
     df = data_mod.index(cfg.data_root)
     sel = select_clips(df, cfg)
-    stats = data_mod.compute_norm_stats(sel["target_train"], progress=cfg.progress)
+    store = open_store(cfg.data_root, df=df, workers=cfg.num_workers, progress=cfg.progress)
     order = sel["target_train"] + sel["other_train"] + sel["target_val"] + sel["other_val"]
     n_train = len(sel["target_train"]) + len(sel["other_train"])
+    clips = store.index_of(order)
+    stats = store.norm_stats(clips[:len(sel["target_train"])])
     class_of = {s: i for i, s in enumerate(sel["sections"])}
     machines = [sel["machine_of"][p] for p in order]
-    is_target = torch.tensor([1.0 if m == cfg.machine_type else 0.0 for m in machines], device=device)
-    section_class = torch.tensor([class_of[sel["section_of"][p]] if m == cfg.machine_type else -1
-                                  for p, m in zip(order, machines)], dtype=torch.int64, device=device)
-    waves, offsets, lengths = load_waveforms(order, device, cfg.num_workers, cfg.progress)
+    is_target = np.asarray([1.0 if m == cfg.machine_type else 0.0 for m in machines], dtype=np.float32)
+    section_class = np.asarray([class_of[sel["section_of"][p]] if m == cfg.machine_type else -1
+                                for p, m in zip(order, machines)], dtype=np.int64)
     td = TrainData(paths=order, machines=machines, is_target=is_target, section_class=section_class,
-                   offsets=offsets, lengths=lengths, waves=waves, n_train=n_train)
+                   store=store, clips=clips, n_train=n_train)
     return td, sel, stats
 
 
@@ -584,7 +648,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
 
     Raises:
         FileExistsError: ``out_dir`` holds a run that the flags do not allow to touch.
-        ValueError: bad data or configuration (the message names the file or field).
+        FileNotFoundError: a file the resumed run needs is missing (named).
+        ValueError: bad data, configuration or checkpoint (the message names the file or field).
 
     >>> train(TrainConfig("fan", "data/dcase2021", "runs/fan"))  # doctest: +SKIP
     """
@@ -605,53 +670,62 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / "config.yaml")
 
-    td, sel, stats = build_data(cfg, device)
+    td, sel, stats = build_data(cfg)
     root = Path(cfg.data_root)
     rel = lambda p: Path(os.path.relpath(p, root)).as_posix()  # noqa: E731
     split = {"train": [rel(p) for p in sel["target_train"]], "val": [rel(p) for p in sel["target_val"]],
              "other_train": [rel(p) for p in sel["other_train"]], "other_val": [rel(p) for p in sel["other_val"]]}
+    runtime_history = []
     if resuming:
-        old = json.loads((out / "split.json").read_text())
+        fix = "pass --overwrite to start the run over"
+        old = _read_json(out / "split.json", "the run to resume has no readable split", fix)
         if old != split:
             raise ValueError(f"{out / 'split.json'} differs from the split this data root gives now; "
                              "the data changed since the run started: pass --overwrite to start over")
+        try:  # run.json is rewritten below; only the earlier sessions' settings are taken from it
+            old_meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
+            runtime_history = list(old_meta.get("runtime_history", []))
+        except (OSError, ValueError, AttributeError, TypeError):
+            runtime_history = []
     atomic_write_json(out / "split.json", split)
     data_mod.save_norm_stats({cfg.machine_type: stats}, out / "norm_stats.json")
 
     # the model's initial weights depend on the seed only
     torch.manual_seed(cfg.seed)
     n_sections = len(sel["sections"])
-    model = ASDModel(n_sections=n_sections, pretrained=cfg.pretrained, backbone=cfg.backbone).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    plain = model
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.lr, weight_decay=cfg.weight_decay)
+    plain = ASDModel(n_sections=n_sections, pretrained=cfg.pretrained, backbone=cfg.backbone)
+    rt = runtime_settings(device, plain.backbone_name, compile=cfg.compile)  # the device's settings, chosen once
+    plain = rt.prepare_model(plain)
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=hp.lr, weight_decay=cfg.weight_decay)
     train_types = td.machines[: td.n_train]
     sampler = BalancedBatchSampler(train_types, cfg.machine_type, hp.batch_size, seed=cfg.seed)
     steps_per_epoch = len(sampler)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=hp.epochs * steps_per_epoch)
-    if cfg.compile:
-        model = torch.compile(model)
+    model = rt.maybe_compile(plain)
+    rt.setup_backends()
     seg_len = int(SEGMENT_SECONDS * SAMPLE_RATE)
-    pipe = CropPipeline(td, stats.mean, stats.std, seg_len)
-    v_items, v_starts = validation_starts(td.lengths[td.n_train:].cpu().numpy(), seg_len, cfg.val_crops_per_clip)
-    v_items = torch.from_numpy(v_items + td.n_train).to(device)
-    v_starts = torch.from_numpy(v_starts).to(device)
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop shape: let cuDNN pick its fastest kernels
+    pipe = CropPipeline(td, stats.mean, stats.std, seg_len, rt)
+    v_items, v_starts = validation_starts(td.lengths[td.n_train:], seg_len, cfg.val_crops_per_clip)
+    v_items = v_items + td.n_train
 
     start_epoch, best_val, best_epoch, history = 0, math.inf, None, []
     if resuming:
-        ck = torch.load(out / "checkpoints" / "last.pt", map_location=device, weights_only=False)
-        plain.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        sampler.load_state_dict(ck["sampler"])
-        torch.set_rng_state(ck["torch_rng"])
+        last_path = out / "checkpoints" / "last.pt"
+        ck = load_checkpoint(last_path, need=RESUME_KEYS)
+        _load_weights(plain, ck, last_path, expected_spec=plain.to_spec())
+        try:
+            optimizer.load_state_dict(ck["optimizer"])
+            scheduler.load_state_dict(ck["scheduler"])
+            sampler.load_state_dict(ck["sampler"])
+            torch.set_rng_state(ck["torch_rng"])  # a CPU ByteTensor: the checkpoint was loaded to the CPU
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ValueError(f"checkpoint {last_path}: its optimiser, scheduler, sampler or RNG state does not fit "
+                             f"this run ({_brief(err)}); pass --overwrite to start over") from None
         start_epoch, best_val, best_epoch, history = ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"]
         _write_log(out, history)  # drop any line written after the checkpoint
         print(f"[train] resuming {out} after epoch {start_epoch} of {hp.epochs}")
+    runtime = {**rt.to_dict(), "threads": torch.get_num_threads(), "device_name": rt.device_name()}
+    runtime_history.append({"from_epoch": start_epoch, **runtime})
 
     meta = {
         "machine_type": cfg.machine_type,
@@ -662,10 +736,14 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
         "pretrained": cfg.pretrained,
         "data_root": cfg.data_root,
         "data": _data_manifest(root),
+        "wave_store": {"folder": str(td.store.folder), "fingerprint": td.store.fingerprint,
+                       "clips": len(td.store), "bytes": td.store.nbytes},
         "minasd_version": __version__,
         "git_commit": git_commit(),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": rt.device,
+        "device_name": runtime["device_name"],
+        "runtime": runtime,  # this session's settings (runtime only: a resumed session may differ)
+        "runtime_history": runtime_history,  # one entry per session: the epoch it started after
         "torch_version": torch.__version__,
         "features": dataclasses.asdict(FEATURES),
         "segment_seconds": SEGMENT_SECONDS,
@@ -683,7 +761,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     atomic_write_json(out / "run.json", meta)
     print(f"[train] {cfg.machine_type}: {meta['counts']['target_train']} target + "
           f"{meta['counts']['other_train']} other-type training clips, {meta['counts']['target_val']} + "
-          f"{meta['counts']['other_val']} validation clips, K={n_sections}, device {device}, "
+          f"{meta['counts']['other_val']} validation clips, K={n_sections}, device {rt.device} "
+          f"({rt.memory_format}, autocast {rt.autocast_dtype or 'off'}), "
           f"{hp.epochs} epochs x {steps_per_epoch} steps of {hp.batch_size}")
 
     bar = tqdm(total=hp.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=f"train {cfg.machine_type}",
@@ -693,25 +772,23 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)
         batches = sampler.epoch_batches()
-        flat = torch.from_numpy(np.concatenate(batches)).to(device, non_blocking=True)
-        bounds = np.cumsum([0] + [len(b) for b in batches]).tolist()
-        gen = _epoch_generator(device, cfg.seed, epoch, 0)
-        torch.manual_seed(cfg.seed * 100003 + epoch)  # any stray use of the global RNG
-        sums = torch.zeros(3, device=device, dtype=torch.float64)
+        crop_rng = _epoch_crop_rng(cfg.seed, epoch)
+        gen = _epoch_generator(rt.torch_device, cfg.seed, epoch, 1)  # Mixup draws
+        torch.manual_seed(cfg.seed * 100003 + epoch)  # any stray use of the global RNG (CPU and CUDA)
+        sums = torch.zeros(3, device=rt.torch_device, dtype=torch.float64)
         n_crops = 0
-        for b in range(len(batches)):
-            idx = flat[bounds[b]:bounds[b + 1]]
-            parts = train_step(model, optimizer, scheduler, pipe, idx, gen, n_sections, hp.lam,
-                               cfg.mixup, cfg.machine_loss, autocast_dtype)
+        for idx in batches:
+            starts = pipe.random_starts(idx, crop_rng)
+            parts = train_step(model, optimizer, scheduler, pipe, idx, starts, gen, n_sections, hp.lam,
+                               cfg.mixup, cfg.machine_loss)
             sums += torch.stack([parts.total.detach(), parts.machine.detach(), parts.product.detach()]).double()
             n_crops += idx.shape[0]
             bar.update(1)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        rt.synchronize()
         train_seconds = time.perf_counter() - t0
         means = (sums / len(batches)).tolist()
         val = evaluate(model, pipe, v_items, v_starts, n_sections, hp.lam, cfg.machine_loss,
-                       batch_size=max(hp.batch_size, 64), autocast_dtype=autocast_dtype)
+                       batch_size=max(hp.batch_size, 64))
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch + 1, "train_loss": means[0], "train_machine": means[1], "train_product": means[2],
                   **val, "lr": scheduler.get_last_lr()[0], "seconds": seconds, "train_seconds": train_seconds,
@@ -746,6 +823,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
 def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[ASDModel, dict]:
     """Rebuild a run's model from ``<run_dir>/checkpoints/<which>.pt`` (Book: chapter 4).
 
+    The checkpoint is read with :func:`load_checkpoint` (``weights_only=True``, onto
+    the CPU) and must hold the model that ``run.json`` describes.
+
     Args:
         run_dir: a run directory written by :func:`train`.
         which: "best" (smallest validation loss) or "last".
@@ -754,20 +834,30 @@ def load_model(run_dir: str | Path, which: str = "best", device: str | torch.dev
     Returns:
         ``(model in eval mode, run_meta)``; ``run_meta`` is ``run.json`` plus
         ``run_dir`` and ``checkpoint`` (which, epoch).
+
+    Raises:
+        FileNotFoundError: ``run.json`` or the checkpoint is missing (named).
+        ValueError: ``run.json`` is not valid JSON, or the checkpoint is unreadable,
+            incomplete or of another model (named).
     """
     run_dir = Path(run_dir)
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     meta_path = run_dir / "run.json"
     ck_path = run_dir / "checkpoints" / f"{which}.pt"
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{meta_path} does not exist: {run_dir} is not a training run directory")
+    meta = _read_json(meta_path, f"{run_dir} is not a training run directory",
+                      f"train it with `minasd train --out {run_dir}`")
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        raise ValueError(f"{meta_path} is not a run description of minasd train: it has no 'model' entry")
     if not ck_path.is_file():
         raise FileNotFoundError(f"checkpoint {ck_path} does not exist (has the run finished an epoch?)")
-    meta = json.loads(meta_path.read_text())
-    ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-    model = ASDModel.from_spec(ck.get("model_spec", meta["model"]))
-    model.load_state_dict(ck["model"])
+    ck = load_checkpoint(ck_path)
+    try:
+        model = ASDModel.from_spec(ck["model_spec"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"checkpoint {ck_path}: its model_spec {ck['model_spec']!r} does not describe a model "
+                         f"({_brief(err)})") from None
+    _load_weights(model, ck, ck_path, expected_spec=meta["model"])
     model.to(device).eval()
     meta["run_dir"] = str(run_dir)
     meta["checkpoint"] = {"which": which, "epoch": ck["epoch"]}
@@ -784,7 +874,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine-type", required=True, help="target machine type, e.g. fan")
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root (dev_data/, eval_data/)")
     parser.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/fan")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: Table I, 300)")
+    parser.add_argument("--profile", default="paper", choices=["paper", "cpu"],
+                        help="training profile (minasd.profiles): paper (default: Table I, EfficientNet-B0, 300 "
+                             "epochs) or cpu (the configuration that learns best per CPU minute); the options "
+                             "below override it")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the profile's)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: Table I)")
     parser.add_argument("--lr", type=float, default=None, help="max learning rate of OneCycleLR (default: Table I)")
     parser.add_argument("--lam", type=float, default=None, help="lambda of Eq. 3 (default: Table I)")
@@ -814,13 +908,19 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``minasd train`` (Book: chapter 4)."""
+    from .profiles import get_profile
+
+    prof = get_profile(args.profile)
+    pick = lambda given, default: given if given is not None else default  # noqa: E731
     cfg = TrainConfig(
         machine_type=args.machine_type, data_root=str(args.data), out_dir=str(args.out),
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lam=args.lam, device=args.device,
+        epochs=pick(args.epochs, prof.epochs), batch_size=pick(args.batch_size, prof.batch_size), lr=args.lr,
+        lam=pick(args.lam, prof.lam), device=args.device,
         seed=args.seed, mixup=not args.no_mixup, machine_loss=not args.product_loss_only,
-        pretrained=args.pretrained, backbone=args.backbone, val_fraction=args.val_fraction, val_crops_per_clip=args.val_crops_per_clip,
+        pretrained=args.pretrained, backbone=pick(args.backbone, prof.backbone), val_fraction=args.val_fraction,
+        val_crops_per_clip=args.val_crops_per_clip,
         num_workers=args.num_workers, max_train_clips_per_section=args.max_train_clips_per_section,
-        compile=args.compile, progress=not args.quiet,
+        compile=args.compile, progress=not args.quiet, profile=prof.name,
     )
     train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

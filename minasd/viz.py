@@ -134,35 +134,85 @@ def plot_tsne(embeddings, groups: Sequence[str], anomalous=None, *, caption: str
     return fig
 
 
-def plot_training_curves(records: Sequence[Mapping], *, caption: str, x: str = "epoch",
-                         keys: Sequence[str] | None = None, title: str | None = None) -> Figure:
-    """Per-epoch curves from ``log.jsonl`` records: losses in one panel, the rest in a second.
+#: Columns of ``log.jsonl`` drawn by :func:`plot_training_curves`, and how.  Losses share
+#: one panel (train solid, validation dashed, one colour per term of Eq. 3); accuracies
+#: get their own panel on [0, 1].  Everything else in the log (seconds, crops per second,
+#: learning rate, the ``best`` flag) is bookkeeping, not a training curve, and is not drawn.
+LOSS_COLUMNS: dict[str, tuple[str, str]] = {
+    "train_loss": ("C0", "-"), "val_loss": ("C0", "--"),
+    "train_machine": ("C1", "-"), "val_machine": ("C1", "--"),
+    "train_product": ("C2", "-"), "val_product": ("C2", "--"),
+}
+ACCURACY_COLUMNS: dict[str, tuple[str, str]] = {
+    "val_section_acc": ("C3", "-"), "val_machine_acc": ("C4", "-"),
+}
+
+
+def plot_training_curves(records: Sequence[Mapping], *, caption: str, keys: Sequence[str] | None = None,
+                         title: str | None = None) -> Figure:
+    """Per-epoch curves from ``log.jsonl`` records: losses left, accuracies right, x = epoch.
+
+    Always two panels, so every training figure reads the same way.  The loss panel
+    holds ``train_loss``/``val_loss`` (Eq. 3) and, where logged, their parts
+    ``*_machine`` and ``*_product``; the accuracy panel holds ``val_section_acc`` and
+    ``val_machine_acc`` on a fixed [0, 1] axis.  Other log columns (seconds, crops,
+    learning rate) are never drawn: on a shared axis they flattened the curves.
 
     Args:
-        records: one dict per epoch, with ``x`` and numeric entries.
-        keys: entries to plot; default every numeric entry except ``x``.
+        records: one dict per epoch, each with an integer ``epoch``.
+        caption: which data (real or synthetic), scale, profile and seeds produced the
+            run; the caller knows them, the log does not.
+        keys: columns to draw, a subset of :data:`LOSS_COLUMNS` and
+            :data:`ACCURACY_COLUMNS`; default every one of them present in the log.
+        title: title of the loss panel (default "training").
+
+    Raises:
+        ValueError: no records, a record without ``epoch``, a requested column that is
+            not a loss or an accuracy, no drawable column, or an accuracy outside [0, 1].
+
+    >>> recs = [{"epoch": e, "train_loss": 1.0 / e, "val_section_acc": 0.5, "lr": 1e-3} for e in (1, 2)]
+    >>> [len(ax.get_lines()) for ax in plot_training_curves(recs, caption="synthetic tiny, seed 0").axes]
+    [1, 1]
 
     Book: chapter 4.
     """
     if not records:
         raise ValueError("no training-log records to plot")
-    if keys is None:
-        keys = [k for k in dict.fromkeys(k for r in records for k in r)
-                if k != x and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
-                                  for r in records if k in r)]
-    loss_keys = [k for k in keys if "loss" in k]
-    other_keys = [k for k in keys if "loss" not in k]
-    panels = [p for p in (loss_keys, other_keys) if p]
-    if not panels:
-        raise ValueError(f"no numeric entries to plot in the training log (keys: {sorted(records[0])})")
-    fig, axes = _figure(caption, 4.2 * len(panels), 3.6, ncols=len(panels))
-    for ax, panel in zip(axes[0], panels):
-        for k in panel:
-            pts = [(r.get(x, i), r[k]) for i, r in enumerate(records) if k in r and r[k] is not None]
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=k)
-        ax.set(xlabel=x, ylabel="loss" if panel is loss_keys else "value")
-        ax.legend(fontsize=8)
-    axes[0, 0].set_title(title or "training")
+    for i, r in enumerate(records):
+        if not isinstance(r.get("epoch"), int) or isinstance(r.get("epoch"), bool):
+            raise ValueError(f"training-log record {i} has no integer 'epoch' (keys: {sorted(r)})")
+    known = {**LOSS_COLUMNS, **ACCURACY_COLUMNS}
+    if keys is not None:
+        unknown = [k for k in keys if k not in known]
+        if unknown:
+            raise ValueError(f"plot_training_curves draws losses and accuracies only; {unknown} is neither "
+                             f"(choose from {list(known)})")
+    present = {k for r in records for k, v in r.items() if v is not None}
+    wanted = [k for k in known if k in present and (keys is None or k in keys)]
+    if not wanted:
+        raise ValueError(f"no loss or accuracy column to plot in the training log (keys: {sorted(present)})")
+
+    fig, axes = _figure(caption, 8.4, 3.6, ncols=2)
+    ax_loss, ax_acc = axes[0]
+    for ax, columns in ((ax_loss, LOSS_COLUMNS), (ax_acc, ACCURACY_COLUMNS)):
+        for k in (k for k in columns if k in wanted):
+            pts = [(r["epoch"], float(r[k])) for r in records if r.get(k) is not None]  # NaN draws a gap
+            y = np.array([p[1] for p in pts])
+            outside = y[(y < 0) | (y > 1)]
+            if columns is ACCURACY_COLUMNS and outside.size:
+                raise ValueError(f"{k} must be a fraction in [0, 1]; the log holds {outside[0]:g}")
+            color, ls = columns[k]
+            # accuracies may sit on 1.0, the top of their fixed axis: draw those markers whole
+            ax.plot([p[0] for p in pts], y, color=color, ls=ls, marker=".", label=k,
+                    clip_on=columns is LOSS_COLUMNS)
+        if ax.get_lines():
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "not in this log", transform=ax.transAxes, ha="center", va="center", color="0.5")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title=title or "training")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (validation)", ylim=(0, 1), title="validation accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.xaxis.get_major_locator().set_params(integer=True)
     return fig
 
 
@@ -386,4 +436,153 @@ def plot_windows(n_total: int, windows: Mapping[str, Sequence[int]], seg_len: in
     axes[-1].set(xlabel="time [s]", xlim=(0, seconds))
     if title:
         fig.suptitle(title)
+    return fig
+
+
+# --- figures of chapter 6, "when does the method win": anomaly kind and severity ----------
+#
+# Both take the per-seed tables of minasd.analysis and average over seeds (and over
+# machine types where a panel holds several): the book shows means, the seed spread
+# as a band.
+
+
+def _class_order(values) -> list[str]:
+    """Severity classes subtle, gross first, then any other in order of appearance."""
+    seen = list(dict.fromkeys(str(v) for v in values))
+    return [c for c in ("subtle", "gross") if c in seen] + [c for c in seen if c not in ("subtle", "gross")]
+
+
+def _variant_order(table, variants: Sequence[str] | None) -> list[str]:
+    """``variants`` as given (order of lines / columns), checked; default order of appearance."""
+    have = list(dict.fromkeys(table["variant"].astype(str)))
+    if variants is None:
+        return have
+    lacking = [v for v in variants if v not in have]
+    if lacking:
+        raise ValueError(f"variants {lacking} are not in the table (have {have})")
+    return list(variants)
+
+
+def _value_column(table, value: str | None, choices: Sequence[str]) -> str:
+    if value is None:
+        value = next((c for c in choices if c in table.columns), None)
+    if value is None or value not in table.columns:
+        raise ValueError(f"table has no column {value or ' or '.join(choices)!r}; columns are {list(table.columns)}")
+    return value
+
+
+def plot_auc_by_severity(table, *, caption: str, value: str | None = None, panel: str = "severity_class",
+                         chance: float | None = None, variants: Sequence[str] | None = None,
+                         title: str | None = None) -> Figure:
+    """AUC (or detection rate) against anomaly severity, one line per variant.
+
+    Args:
+        table: :func:`minasd.analysis.auc_by_severity` or
+            :func:`minasd.analysis.detection_rate_by_severity` (columns ``variant,
+            severity_class, sev_lo, sev_hi`` and the value; ``seed`` and ``machine``
+            optional).  Filter it to one machine type first to show that type alone.
+        value: the column drawn; default ``auc``, else ``detection_rate``.
+        panel: ``"severity_class"`` (one panel per class; each point is the mean over
+            machine types and seeds) or ``"machine"`` (one panel per type; solid lines
+            gross, dashed subtle).
+        chance: height of the dotted reference line; default 0.5 for AUC (a random
+            score) and 0.1 for the detection rate (the FPR of the threshold, what a
+            random score catches).
+        variants: which variants to draw, in this order (default all, in table order).
+
+    x is the middle of each severity bin, y the mean; with several seeds a band spans
+    the lowest and highest seed (each seed averaged over the types of the panel first).
+
+    Book: chapter 6 (when does the method win).
+    """
+    value = _value_column(table, value, ("auc", "detection_rate"))
+    need = ["variant", "severity_class", "sev_lo", "sev_hi", value] + ([panel] if panel == "machine" else [])
+    missing = [c for c in need if c not in table.columns]
+    if missing or panel not in ("severity_class", "machine"):
+        raise ValueError(f"plot_auc_by_severity: panel must be 'severity_class' or 'machine' and the table needs "
+                         f"columns {need}; missing {missing}")
+    if len(table) == 0:
+        raise ValueError("plot_auc_by_severity: empty table")
+    t = table.assign(_x=(table["sev_lo"] + table["sev_hi"]) / 2.0)
+    if "seed" not in t.columns:
+        t = t.assign(seed=0)
+    panels = _class_order(t[panel]) if panel == "severity_class" else list(dict.fromkeys(t[panel].astype(str)))
+    variants = _variant_order(t, variants)
+    if chance is None:
+        chance = 0.5 if value == "auc" else 0.1
+    fig, axes = _figure(caption, 3.6 * len(panels) + 0.8, 3.6, ncols=len(panels), sharey=True)
+    for ax, name in zip(axes[0], panels):
+        part = t[t[panel].astype(str) == name]
+        ax.axhline(chance, color="0.5", ls=":", lw=1)
+        for i, variant in enumerate(variants):
+            for cls in _class_order(part["severity_class"]) if panel == "machine" else [name]:
+                sel = part[(part["variant"].astype(str) == variant) & (part["severity_class"].astype(str) == cls)]
+                if sel.empty:
+                    continue
+                per_seed = sel.groupby(["seed", "_x"])[value].mean()  # mean over the panel's types
+                band = per_seed.groupby("_x").agg(["mean", "min", "max"])
+                ls = "--" if panel == "machine" and cls == "subtle" else "-"
+                label = variant if panel == "severity_class" else f"{variant}, {cls}"
+                ax.plot(band.index, band["mean"], color=f"C{i % 10}", ls=ls, marker="o", ms=3, label=label)
+                if per_seed.index.get_level_values("seed").nunique() > 1:
+                    ax.fill_between(band.index, band["min"], band["max"], color=f"C{i % 10}", alpha=0.15, lw=0)
+        ax.set(xlabel="severity (factory scale 0-1)", ylim=(0, 1.02), title=str(name))
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0, 0].set_ylabel("AUC" if value == "auc" else value.replace("_", " "))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_kind_auc(table, *, caption: str, value: str = "auc", machine: str | None = None,
+                  variants: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """Heatmap of AUC by anomaly kind (rows) and variant (columns), mean over seeds.
+
+    Args:
+        table: :func:`minasd.analysis.auc_by_kind` (columns ``variant, machine,
+            severity_class, anomaly_kind`` and ``value``; ``seed`` optional).
+        value: ``auc`` or ``detection_rate``.
+        machine: draw one machine type only; default every type in the table (rows
+            ``type: kind``).
+        variants: the columns, in this order (default all, in table order).
+
+    Rows are grouped subtle first, then gross; the colour scale is centred on chance
+    (0.5 for AUC) so that kinds detected worse than a random score show red.
+
+    Book: chapter 6 (when does the method win).
+    """
+    value = _value_column(table, value, ("auc", "detection_rate"))
+    need = ["variant", "machine", "severity_class", "anomaly_kind", value]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"plot_kind_auc: the table needs columns {need}; missing {missing}")
+    t = table if machine is None else table[table["machine"] == machine]
+    if len(t) == 0:
+        raise ValueError(f"plot_kind_auc: no rows{'' if machine is None else f' for machine type {machine!r}'}")
+    machines = list(dict.fromkeys(t["machine"].astype(str)))
+    variants = _variant_order(t, variants)
+    rows = []  # (machine, class, kind) in display order
+    for m in machines:
+        mt = t[t["machine"].astype(str) == m]
+        for cls in _class_order(mt["severity_class"]):
+            kinds = mt.loc[mt["severity_class"].astype(str) == cls, "anomaly_kind"].astype(str)
+            rows += [(m, cls, k) for k in dict.fromkeys(kinds)]
+    means = t.groupby([t["machine"].astype(str), t["severity_class"].astype(str), t["anomaly_kind"].astype(str),
+                       t["variant"].astype(str)])[value].mean()
+    data = np.array([[means.get((*r, v), np.nan) for v in variants] for r in rows], dtype=float)
+    fig, axes = _figure(caption, 1.3 * len(variants) + 3.4, 0.32 * len(rows) + 1.8)
+    ax = axes[0, 0]
+    centre = 0.5 if value == "auc" else 0.1
+    span = max(1.0 - centre, centre)
+    im = ax.imshow(data, cmap="RdBu", vmin=centre - span, vmax=centre + span, aspect="auto")
+    for (i, j), v in np.ndenumerate(data):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="w" if abs(v - centre) > 0.6 * span else "k")
+    names = [f"{k} ({c})" if machine is not None or len(machines) == 1 else f"{m}: {k} ({c})" for m, c, k in rows]
+    ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), names, fontsize=8)
+    label = "AUC" if value == "auc" else value.replace("_", " ")
+    ax.set(xlabel="variant", title=title or f"{label} by anomaly kind" + (f", {machines[0]}" if len(machines) == 1 else ""))
+    fig.colorbar(im, ax=ax, label=label)
     return fig

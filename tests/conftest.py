@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 SHARED_TYPES = ["fan", "pump"]
 
 
@@ -21,3 +23,17 @@ def shared_trained_run(tmp_path_factory) -> tuple[Path, Path]:
         train(TrainConfig(machine_type="fan", data_root=str(root), out_dir=str(run), epochs=1, batch_size=8,
                           device="cpu", backbone="mobilenetv3_small_050", progress=False))
     return root, run
+
+
+@pytest.fixture(autouse=True)
+def _torch_thread_count_unchanged():
+    """No test may leave torch's intra-op thread count changed: later tests (and, in
+    production, later stages of one process) would silently run on fewer threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    after = torch.get_num_threads()
+    if after != before:
+        torch.set_num_threads(before)
+        pytest.fail(f"the test changed torch's thread count from {before} to {after} and left it so")

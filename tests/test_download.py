@@ -6,6 +6,7 @@ import http.server
 import io
 import json
 import threading
+import time
 import urllib.parse
 import zipfile
 
@@ -33,7 +34,13 @@ class FakeZenodo:
         self.bad_md5: set[str] = set()
         self.honour_range = True
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.sent: dict[str, int] = {}  # path -> body bytes sent
+        # path -> body bytes sent.  Counted under a lock *before* the body is written: the
+        # client cannot hold the bytes before they are counted, so a test that reads this
+        # after the download returned sees the final count (counting after the write raced
+        # with that read: the handler thread may not have run its next line yet).
+        self.sent: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.after_write = None  # called by the handler thread after each body (tests: a slow server)
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -42,7 +49,8 @@ class FakeZenodo:
 
             def do_GET(self):
                 path = urllib.parse.urlsplit(self.path).path
-                fake.requests.append((path, self.headers.get("Range")))
+                with fake.lock:
+                    fake.requests.append((path, self.headers.get("Range")))
                 parts = path.strip("/").split("/")
                 if parts[:2] == ["api", "records"] and len(parts) == 3 and parts[2] in fake.files:
                     body = json.dumps({"id": parts[2], "files": [
@@ -67,10 +75,13 @@ class FakeZenodo:
                 self.send_response(code)
                 for k, v in {**headers, "Content-Length": str(len(body))}.items():
                     self.send_header(k, v)
+                path = urllib.parse.urlsplit(self.path).path
+                with fake.lock:
+                    fake.sent[path] = fake.sent.get(path, 0) + len(body)
                 self.end_headers()
                 self.wfile.write(body)
-                path = urllib.parse.urlsplit(self.path).path
-                fake.sent[path] = fake.sent.get(path, 0) + len(body)
+                if fake.after_write is not None:
+                    fake.after_write()
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -218,6 +229,9 @@ def test_resume_fetches_only_the_rest(zenodo, tmp_path):
     state = tmp_path / STATE_DIR
     state.mkdir(parents=True)
     (state / "dev_data_fan.zip.part").write_bytes(data[:3000])
+    # a server thread that lingers after writing (as a busy machine may schedule it) must not
+    # change what the test reads: the byte count is final before the client gets the bytes
+    zenodo.after_write = lambda: time.sleep(0.3)
     download_dcase2021(["fan"], tmp_path, parts=["dev"], **zenodo.kwargs())
     file_requests = [r for r in zenodo.requests if r[0].startswith("/records/")]
     assert file_requests == [(f"/records/{ZENODO_RECORDS['dev']}/files/dev_data_fan.zip", "bytes=3000-")]

@@ -1,7 +1,9 @@
 """The protocol: selection on sections 00-02 only, a micro experiment, resume, schema checks."""
 import json
 import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from minasd.experiment import (DEFAULT_GRID_LAM, DEFAULT_GRID_P, TABLE_COLUMNS, experiment, load_results,
@@ -39,6 +41,18 @@ def test_selection_skips_invalid_candidates_and_breaks_ties_by_grid_order():
         select_on_dev([r for r in rows if r["section"] >= 3])  # no dev rows: nothing to select on
 
 
+def test_selection_scores_a_zero_auc_as_worst_not_invalid():
+    """A development AUC of 0 (3 + 3 clips can give it) makes the harmonic mean 0: the candidate stays
+    valid, so selection never falls back to a Table I p that the held-out clips cannot fit."""
+    rows = _rows({(10.0, "gmm", 1): (0.8, 0.5), (10.0, "gmm", 2): (0.8, 0.5)})
+    for r in rows:
+        if r["section"] == 2:
+            r.update(auc=0.0)
+    chosen, table = select_on_dev(rows)
+    assert chosen == {"lam": 10.0, "kind": "gmm", "p": 1}
+    assert [r["dev_hmean"] for r in table] == [0.0, 0.0] and not any(r["skipped"] for r in table)
+
+
 def test_summary_table_uses_only_sections_03_to_05():
     recs = [dict(variant="proposed", machine="fan", section=s, auc=a, pauc=p)
             for s, a, p in ((0, 0.01, 0.01), (3, 0.5, 0.5), (4, 1.0, 1.0), (5, 1.0, 0.5))]
@@ -46,7 +60,39 @@ def test_summary_table_uses_only_sections_03_to_05():
     fan = next(r for r in rows if r["machine"] == "fan")
     assert fan["AUC"] == pytest.approx(100 * 3 / (2 + 1 + 1))  # harmonic mean of 0.5, 1, 1
     assert fan["hmean"] == pytest.approx(100 * 6 / (2 + 1 + 1 + 2 + 1 + 2))
+    assert fan["note"] == ""
     assert [r["machine"] for r in rows] == ["fan", "All"]
+    assert rows[1]["hmean"] == pytest.approx(fan["hmean"]) and rows[1]["note"] == "over fan"
+
+
+def _recs(variant, machine, secs, value=0.8):
+    return [dict(variant=variant, machine=machine, section=s, auc=value, pauc=value) for s in secs]
+
+
+def test_summary_table_reports_a_type_only_over_all_test_sections():
+    recs = (_recs("proposed", "fan", (0, 1, 2, 3, 4, 5), 0.8) + _recs("proposed", "pump", (0, 3, 4), 0.5)
+            + _recs("proposed", "valve", (0, 1, 2), 0.9) + _recs("proposed", "ToyCar", (3, 4), 0.7)
+            + [dict(variant="proposed", machine="ToyCar", section=5, auc=0.0, pauc=0.5)])
+    rows = {r["machine"]: r for r in summary_table(recs, ["proposed"])}
+    assert list(rows) == ["fan", "pump", "valve", "ToyCar", "All"]
+    assert rows["fan"]["hmean"] == pytest.approx(80.0) and rows["fan"]["note"] == ""
+    # incomplete types: a row that says why, no number
+    assert rows["pump"]["AUC"] is rows["pump"]["pAUC"] is rows["pump"]["hmean"] is None
+    assert rows["pump"]["note"] == "section 05 missing: not reported"
+    assert rows["valve"]["hmean"] is None and rows["valve"]["note"] == "sections 03, 04, 05 missing: not reported"
+    assert rows["ToyCar"]["hmean"] is None and "AUC or pAUC of 0 in 05" in rows["ToyCar"]["note"]
+    # All: over the complete types only, and it says which it left out
+    assert rows["All"]["hmean"] == pytest.approx(80.0)
+    assert rows["All"]["note"] == "over fan; left out (incomplete): pump, valve, ToyCar"
+    # a type the experiment ran but with no row of this variant at all
+    rows = {r["machine"]: r for r in summary_table(recs, ["proposed"], machines=["fan", "gearbox"])}
+    assert rows["gearbox"]["note"] == "sections 03, 04, 05 missing: not reported"
+    assert rows["All"]["note"] == "over fan; left out (incomplete): gearbox"
+    # no complete type: All is not reported either
+    rows = summary_table(_recs("proposed", "pump", (3, 4)), ["proposed"])
+    assert rows[-1]["machine"] == "All" and rows[-1]["hmean"] is None and "not reported" in rows[-1]["note"]
+    with pytest.raises(ValueError, match="fan section 03 appears twice"):
+        summary_table(_recs("proposed", "fan", (3, 3, 4, 5)), ["proposed"])
 
 
 def test_grid_p_argument_parsing():
@@ -71,18 +117,42 @@ KW = dict(machine_types=["fan"], epochs=1, device="cpu", variants=["proposed", "
           tsne_max_other=10)
 
 
+def _add_target_test_clips(root: Path) -> list[str]:
+    """Target-domain test clips (byte copies of source ones) in the development sections of both types."""
+    added = []
+    for machine in ("fan", "pump"):
+        for src in sorted((root / "dev_data" / machine / "source_test").glob("section_0[012]_*_0000_*.wav")):
+            dst = src.parent.parent / "target_test" / src.name.replace("_source_test_", "_target_test_")
+            dst.parent.mkdir(exist_ok=True)
+            shutil.copy2(src, dst)
+            added.append(dst.name)
+    return added
+
+
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
+    import minasd.experiment as exp_mod
     from minasd.synth import make_dataset
 
     base = tmp_path_factory.mktemp("exp")
     root = make_dataset(base / "tiny", size="tiny", workers=1, progress=False, machine_types=["fan", "pump"])
+    assert _add_target_test_clips(root)
     out = base / "out"
-    return root, out, experiment(root, out, **KW)
+    seen = []  # the other-type clips handed to the t-SNE sample
+    real = exp_mod._tsne_sample
+
+    def spy(embs, model_run, other_df, *args, **kw):
+        seen.extend(other_df["path"])
+        return real(embs, model_run, other_df, *args, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exp_mod, "_tsne_sample", spy)
+        res = experiment(root, out, **KW)
+    return root, out, res, seen
 
 
 def test_micro_experiment_writes_valid_results(micro):
-    root, out, res = micro
+    root, out, res, _ = micro
     again = load_results(out)  # validates every file against the schema
     m = again["manifest"]
     assert m["grids"]["lam"] == [10.0] and m["grids"]["p"] == {"gmm": [1, 2, 64], "lof": [4]}
@@ -90,6 +160,7 @@ def test_micro_experiment_writes_valid_results(micro):
     t2, t3 = again["tables"]["table2"], again["tables"]["table3"]
     assert set(t2.variant) == {"proposed", "baseline"} and set(t3.variant) == {"proposed", "wo_h", "product_only"}
     assert set(t2.machine) == {"fan", "All"} and t2.hmean.between(0, 100).all()
+    assert (t2[t2.machine == "All"].note == "over fan").all()
     secs = again["tables"]["sections"]
     assert set(secs[secs.variant == "proposed"].section) == {"00", "01", "02", "03", "04", "05"}
     sel = again["tables"]["selection"]
@@ -104,8 +175,42 @@ def test_micro_experiment_writes_valid_results(micro):
     assert "logs/fan/proposed_lam10.jsonl" in again["logs"]
 
 
-def test_resume_trains_nothing(micro):
-    root, out, res = micro
+def test_per_clip_scores_reproduce_the_section_table(micro):
+    """results/scores/<type>.csv (the input of minasd.analysis) holds every labelled protocol test clip once per
+    variant, and its AUCs are the section table's: the per-clip file and the tables cannot disagree."""
+    from minasd.experiment import SCORE_COLUMNS
+    from minasd.metrics import auc_pauc
+
+    root, out, res, _ = micro
+    sc = res["scores"]
+    assert tuple(sc.columns) == SCORE_COLUMNS
+    assert set(sc.variant) == {"proposed", "wo_h", "product_only", "baseline"} and set(sc.seed) == {0}
+    assert not sc["clip"].str.contains("target").any()  # source domain only
+    secs = res["tables"]["sections"]
+    for (variant, section), part in sc.groupby(["variant", "section"]):
+        assert len(part) == 6 and part["clip"].is_unique  # tiny set: 3 normal + 3 anomalous per section
+        auc, pauc = auc_pauc(part.label.to_numpy(), part.score.to_numpy())
+        row = secs[(secs.variant == variant) & (secs.section == f"{section:02d}")].iloc[0]
+        assert row.AUC == pytest.approx(100 * auc) and row.pAUC == pytest.approx(100 * pauc)
+
+
+def test_experiment_uses_the_protocol_clips_only(micro):
+    from minasd.evaluate import load_eval_results
+
+    root, out, res, seen = micro
+    assert seen and not any("target" in Path(p).name for p in seen)  # t-SNE's other types: source domain
+    ev = load_eval_results(out / "runs" / "fan" / "proposed_lam10")
+    secs = res["tables"]["sections"]
+    for r in ev["sections"]:
+        assert r["n_test"] == 6 and r["n_target_test"] == (2 if r["section"] < 3 else 0)
+        row = secs[(secs.variant == "proposed") & (secs.section == f"{r['section']:02d}")].iloc[0]
+        assert row.AUC == pytest.approx(100 * r["auc"])  # the table's numbers are the source-domain AUCs
+
+
+def test_resume_trains_nothing(micro, tmp_path):
+    root, shared_out, res, _ = micro
+    out = tmp_path / "out"
+    shutil.copytree(shared_out, out)  # this test deletes and rewrites results: never the shared fixture's
     runs = sorted((out / "runs" / "fan").iterdir())
     stamps = {p / f: (p / f).stat().st_mtime_ns for p in runs for f in ("log.jsonl", "checkpoints/best.pt")}
     (out / "results" / "types" / "fan.json").unlink()  # as if interrupted after training
@@ -116,6 +221,7 @@ def test_resume_trains_nothing(micro):
     assert again["tables"]["table3"].equals(res["tables"]["table3"])
     experiment(root, out, **KW)  # everything up to date: returns at once
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert (shared_out / "results" / "types" / "fan.json").is_file()  # the shared experiment is untouched
 
 
 def test_load_results_rejects_mismatched_files(micro, tmp_path):
@@ -138,4 +244,11 @@ def test_load_results_rejects_mismatched_files(micro, tmp_path):
     (bad / "tsne" / "fan_proposed.npz").unlink()
     with pytest.raises(FileNotFoundError, match="fan_proposed.npz"):
         load_results(bad)
-    assert tuple(TABLE_COLUMNS["table2"]) == ("variant", "machine", "AUC", "pAUC", "hmean")
+    shutil.rmtree(bad)
+    shutil.copytree(out / "results", bad)
+    t2 = pd.read_csv(bad / "table2.csv")
+    t2.loc[0, ["hmean", "note"]] = [None, None]  # a figure missing without a word
+    t2.to_csv(bad / "table2.csv", index=False)
+    with pytest.raises(ValueError, match="no hmean and no note"):
+        load_results(bad)
+    assert tuple(TABLE_COLUMNS["table2"]) == ("variant", "machine", "AUC", "pAUC", "hmean", "note")

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from minasd.metrics import (auc_pauc, harmonic_mean, read_scores_csv, roc_points, section_table, summary_row,
-                            write_anomaly_scores, write_decisions)
+from minasd.metrics import (anomaly_score_filename, auc_pauc, decision_filename, harmonic_mean, read_scores_csv,
+                            roc_points, section_table, summary_row, write_anomaly_scores, write_decisions)
 
 
 def test_auc_pauc_known_orderings():
@@ -124,3 +124,19 @@ def test_dcase_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_scores_csv(tmp_path / "nope.csv")
     assert not list(tmp_path.glob("anomaly_score_*"))  # nothing half-written
+
+
+def test_dcase_file_names_per_domain(tmp_path):
+    """The DCASE 2021 evaluator reads one file per type, section and domain (source_test, target_test)."""
+    assert anomaly_score_filename("fan", 3, "source") == "anomaly_score_fan_section_03_source_test.csv"
+    assert anomaly_score_filename("ToyCar", 5, "target") == "anomaly_score_ToyCar_section_05_target_test.csv"
+    assert decision_filename("fan", 4, "target") == "decision_result_fan_section_04_target_test.csv"
+    assert anomaly_score_filename("fan", 3) == "anomaly_score_fan_section_03_test.csv"  # names without a domain
+    with pytest.raises(ValueError, match="domain must be one of"):
+        anomaly_score_filename("fan", 3, "target_test")
+    names = ["section_03_target_test_0001.wav", "section_03_target_test_0000.wav"]
+    path = write_anomaly_scores(tmp_path, "fan", 3, names, [0.5, 1.5], domain="target")
+    assert path.name == "anomaly_score_fan_section_03_target_test.csv"
+    assert path.read_text() == "section_03_target_test_0001.wav,0.5\nsection_03_target_test_0000.wav,1.5\n"
+    d = write_decisions(tmp_path, "fan", 3, names, [0, 1], domain="target")
+    assert d.name == "decision_result_fan_section_03_target_test.csv" and read_scores_csv(d)[1].tolist() == [0, 1]

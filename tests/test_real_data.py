@@ -1,12 +1,17 @@
 """Real-data fixtures (../shared/data/real): file names, MIMII loading, DCASE 2021 ground truth.
 
 The folder lives outside the repository (its audio may not be copied in); locate it with
-the environment variable MINASD_REAL_DATA or beside the checkout. Skipped where absent.
+the environment variable MINASD_REAL_DATA or beside the checkout.  Where it is absent the
+tests skip on a developer's machine but fail under CI (``CI=true``): a CI run that silently
+skips every real-data test would report green without having checked real file names.
 """
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +23,49 @@ from minasd.config import SAMPLE_RATE
 from minasd.data import index, load_audio, parse_filename, read_ground_truth
 
 REAL = Path(os.environ.get("MINASD_REAL_DATA") or Path(__file__).resolve().parents[2] / "shared/data/real")
-pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason=f"real-data fixtures not found at {REAL} "
-                                                          "(set MINASD_REAL_DATA to the shared/data/real folder)")
 GT_DIR = REAL / "dcase2021_eval_ground_truth"
+
+
+def under_ci() -> bool:
+    """True where the environment says CI (GitHub Actions, GitLab and most runners set CI=true)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_folders(*folders: Path) -> None:
+    """Skip (a developer's machine) or fail (under CI) unless every folder exists."""
+    for folder in folders:
+        if not folder.is_dir():
+            message = (f"real-data fixtures not found at {folder}: set MINASD_REAL_DATA to the "
+                       "shared/data/real folder (or place it beside the checkout as ../shared/data/real)")
+            if under_ci():
+                pytest.fail(f"CI=true but {message}", pytrace=False)
+            pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def real_data() -> Path:
+    """The one gate of this module: the real-data folder and its DCASE 2021 ground truth
+    (part of the same shared fixtures) must exist; see :func:`require_folders`."""
+    require_folders(REAL, GT_DIR)
+    return REAL
+
+
+def test_missing_real_data_fails_under_ci_and_skips_elsewhere(tmp_path, monkeypatch):
+    absent = tmp_path / "absent"
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=re.escape(f"CI=true but real-data fixtures not found at {absent}")):
+        require_folders(tmp_path, absent)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=re.escape(f"real-data fixtures not found at {absent}")):
+        require_folders(tmp_path, absent)
+    require_folders(tmp_path)  # present: neither
+    # and the whole module, run under CI=true against a missing folder, fails instead of skipping
+    env = {**os.environ, "MINASD_REAL_DATA": str(absent), "CI": "true"}
+    run = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
+                          "-k", "test_dcase2020_fields"], cwd=Path(__file__).resolve().parents[1], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "1 error" in run.stdout, run.stdout
+    assert f"CI=true but real-data fixtures not found at {absent}" in run.stdout
 
 
 def wavs(sub: str) -> list[Path]:
@@ -139,7 +184,6 @@ def build_eval_tree(root: Path, cases=GT_CASES) -> dict[tuple[str, str], int]:
     return expected
 
 
-@pytest.mark.skipif(not GT_DIR.is_dir(), reason=f"{GT_DIR} not found")
 def test_real_ground_truth_merges(tmp_path):
     expected = build_eval_tree(tmp_path)
     df = index(tmp_path, ground_truth=GT_DIR)  # all 42 CSVs offered; those without clips are ignored
@@ -154,7 +198,6 @@ def test_real_ground_truth_merges(tmp_path):
     pd.testing.assert_frame_equal(df, index(tmp_path))
 
 
-@pytest.mark.skipif(not GT_DIR.is_dir(), reason=f"{GT_DIR} not found")
 def test_real_ground_truth_mismatches_are_errors(tmp_path):
     build_eval_tree(tmp_path, cases=[("fan", 5)])
     gone = tmp_path / "eval_data/fan/target_test/section_05_target_test_0123.wav"
@@ -176,7 +219,6 @@ def test_real_ground_truth_mismatches_are_errors(tmp_path):
     assert len(df) == 400 and df["label"].isna().all()
 
 
-@pytest.mark.skipif(not GT_DIR.is_dir(), reason=f"{GT_DIR} not found")
 def test_every_dcase2021_ground_truth_csv_parses():
     """All 42 official CSVs (7 types x sections 03-05 x source/target), not only the merged ones."""
     from minasd.config import EVAL_SECTIONS, MACHINE_TYPES

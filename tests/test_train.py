@@ -7,6 +7,7 @@ small backbone runs 10x faster through the very same trainer code.
 """
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,9 +24,23 @@ class Interrupt(Exception):
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
+    """The tiny synthetic set plus target-domain training clips (DCASE 2021 puts a few per section in
+    train/): copies of source clips under ``section_XX_target_train_normal_...`` names, with their
+    samples scaled by 4 so that they would show in the amplitude statistics if they were used."""
     synth = pytest.importorskip("minasd.synth")
-    return synth.make_dataset(tmp_path_factory.mktemp("synth") / "tiny", size="tiny", workers=1,
+    import numpy as np
+    import soundfile as sf
+
+    root = synth.make_dataset(tmp_path_factory.mktemp("synth") / "tiny", size="tiny", workers=1,
                               progress=False, machine_types=TYPES)
+    for machine in TYPES:
+        sources = sorted((root / "dev_data" / machine / "train").glob("section_0[0-2]_source_train_normal_0000_*.wav"))
+        for i, src in enumerate(sources):
+            wave, sr = sf.read(src, dtype="float32")
+            dst = src.with_name(src.name.replace("_source_train_normal_0000", f"_target_train_normal_{i:04d}"))
+            sf.write(dst, np.clip(4 * wave, -1, 1), sr, subtype="PCM_16")
+    assert len(list(root.rglob("*_target_train_*.wav"))) == 3 * len(TYPES)
+    return root
 
 
 def _cfg(root, out, **kw):
@@ -66,7 +81,7 @@ def test_resume_completes_with_each_epoch_logged_once(resumed_run):
     assert log[:4] == before
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "finished" and meta["epochs_done"] == EPOCHS
-    last = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    last = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
     assert last["epoch"] == EPOCHS and last["sampler"]["epoch"] == EPOCHS
     assert last["scheduler"]["last_epoch"] == EPOCHS * meta["counts"]["steps_per_epoch"]
 
@@ -74,11 +89,14 @@ def test_resume_completes_with_each_epoch_logged_once(resumed_run):
 def test_tiny_run_learns(resumed_run):
     out, cfg, _, _ = resumed_run
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    best = min(log, key=lambda r: r["val_loss"])
-    assert best["val_loss"] < 0.6 * log[0]["val_loss"]  # validation loss falls
+    # Learning, asserted on averages over several epochs (not one epoch against a
+    # knife-edge ratio): the numbers move with the thread count and the BLAS kernels.
+    first, last = log[:3], log[-3:]
+    mean = lambda rows, key: sum(r[key] for r in rows) / len(rows)  # noqa: E731
+    assert mean(last, "train_loss") < 0.8 * mean(first, "train_loss")  # training loss falls
+    assert min(r["val_loss"] for r in log[3:]) < mean(first, "val_loss")  # validation loss falls
     k = len(json.loads((out / "run.json").read_text())["sections"])
-    assert best["val_section_acc"] >= 2.0 / k  # chance is 1/K
-    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert max(r["val_section_acc"] for r in log) >= 2.0 / k  # chance is 1/K
     for key in ("train_machine", "train_product", "val_machine", "val_product", "val_machine_acc", "lr",
                 "seconds", "crops_per_s"):
         assert key in log[0]
@@ -110,7 +128,7 @@ def test_load_model_restores_best_checkpoint(resumed_run):
     out, *_ = resumed_run
     model, meta = load_model(out, which="best")
     assert not model.training and meta["checkpoint"]["which"] == "best"
-    best = torch.load(out / "checkpoints" / "best.pt", weights_only=False)
+    best = torch.load(out / "checkpoints" / "best.pt", weights_only=True)
     assert meta["checkpoint"]["epoch"] == best["epoch"]
     for name, value in model.state_dict().items():
         assert torch.equal(value, best["model"][name])
@@ -144,3 +162,179 @@ def test_mixup_and_product_only_ablation_run(data_root, tmp_path):
     assert meta["counts"]["target_train"] == 18 and meta["counts"]["target_val"] == 6
     train(cfg, overwrite=True)  # --overwrite starts again
     assert len((out / "log.jsonl").read_text().splitlines()) == 1
+
+
+# --- the clips the trainer uses -----------------------------------------------------------------
+
+
+def test_target_domain_clips_are_never_used(resumed_run, data_root):
+    out, *_ = resumed_run
+    split = json.loads((out / "split.json").read_text())
+    used = [p for part in ("train", "val", "other_train", "other_val") for p in split[part]]
+    assert used and not [p for p in used if "_target_" in p]
+    assert len(used) == len(list(data_root.rglob("*_source_train_*.wav")))  # every source clip, nothing else
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["wave_store"]["clips"] == len(used)  # the store holds no target-domain clip either
+
+
+def test_norm_stats_are_those_of_the_training_split(resumed_run, data_root):
+    from minasd.data import compute_norm_stats, load_norm_stats
+
+    out, *_ = resumed_run
+    split = json.loads((out / "split.json").read_text())
+    want = compute_norm_stats([data_root / p for p in split["train"]], progress=False)
+    got = load_norm_stats(out / "norm_stats.json")["fan"]
+    assert got.n_clips == want.n_clips == len(split["train"]) and got.n_samples == want.n_samples
+    assert got.mean == pytest.approx(want.mean, rel=1e-9, abs=1e-12)
+    assert got.std == pytest.approx(want.std, rel=1e-9)
+
+
+# --- resume ----------------------------------------------------------------------------------
+
+
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_run(data_root, tmp_path, monkeypatch):
+    """Bit-for-bit: same thread count (one process), Mixup on, 3 epochs, interrupted after 2."""
+    import minasd.train as train_mod
+
+    kw = dict(epochs=3, mixup=True, max_train_clips_per_section=2, val_crops_per_clip=1)
+    whole = train(_cfg(data_root, tmp_path / "whole", **kw))
+
+    loads = []
+    real_load = torch.load
+
+    def spy(*a, **k):  # every checkpoint read: plain data only, onto the CPU
+        loads.append((k.get("map_location"), k.get("weights_only")))
+        return real_load(*a, **k)
+
+    monkeypatch.setattr(train_mod.torch, "load", spy)
+
+    def stop_after_2(epoch, record):
+        if epoch == 2:
+            raise Interrupt
+
+    parts = _cfg(data_root, tmp_path / "parts", **kw)
+    with pytest.raises(Interrupt):
+        train(parts, callback=stop_after_2)
+    train(parts, resume=True)
+    assert loads == [("cpu", True)]
+    a = torch.load(whole / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "parts" / "checkpoints" / "last.pt", weights_only=True)
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+    for p, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][p][key]), (p, key)
+            if key == "step":
+                assert value.device.type == "cpu"  # AdamW's step counters stay on the CPU
+    timing = ("seconds", "train_seconds", "crops_per_s")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+    meta = json.loads((tmp_path / "parts" / "run.json").read_text())
+    assert [s["from_epoch"] for s in meta["runtime_history"]] == [0, 2]
+
+
+# --- checkpoints and run folders: safe loading, clear errors ----------------------------------
+
+
+@pytest.fixture
+def run_copy(resumed_run, tmp_path):
+    import shutil
+
+    out, *_ = resumed_run
+    return Path(shutil.copytree(out, tmp_path / "run"))
+
+
+def test_checkpoints_hold_plain_data_only(resumed_run):
+    out, *_ = resumed_run
+    for name in ("best.pt", "last.pt"):
+        ck = torch.load(out / "checkpoints" / name, weights_only=True)  # raises on anything but plain data
+        assert isinstance(ck["model_spec"], dict) and isinstance(ck["epoch"], int)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "pickled object"])
+def test_unreadable_checkpoint_is_a_clear_error(run_copy, damage):
+    import os
+
+    best = run_copy / "checkpoints" / "best.pt"
+    raw = best.read_bytes()
+    if damage == "truncated":
+        best.write_bytes(raw[: len(raw) // 2])
+    elif damage == "random bytes":
+        best.write_bytes(bytes(range(256)) * 64)
+    elif damage == "empty":
+        best.write_bytes(b"")
+    else:  # a reference to a callable: unpickling arbitrary objects could run code
+        torch.save({"model": os.system, "epoch": 1, "model_spec": {}}, best)
+    with pytest.raises(ValueError, match=rf"{best}.*not a readable minasd checkpoint"):
+        load_model(run_copy)
+
+
+def test_checkpoint_of_another_model_is_refused(run_copy):
+    from minasd.model import ASDModel
+
+    best = run_copy / "checkpoints" / "best.pt"
+    other = ASDModel(n_sections=3, backbone="mobilenetv3_small_050")  # another model size
+    torch.save({"model": other.state_dict(), "epoch": 1, "val_loss": 1.0, "model_spec": other.to_spec()}, best)
+    with pytest.raises(ValueError, match=rf"{best} holds the model .*'n_sections': 3.*belongs to another run"):
+        load_model(run_copy)
+    # a spec that matches run.json but weights of another size
+    spec = json.loads((run_copy / "run.json").read_text())["model"]
+    torch.save({"model": other.state_dict(), "epoch": 1, "val_loss": 1.0, "model_spec": spec}, best)
+    with pytest.raises(ValueError, match=rf"{best}: its weights do not fit.*size mismatch"):
+        load_model(run_copy)
+    torch.save({"weights": other.state_dict()}, best)
+    with pytest.raises(ValueError, match=rf"{best} is not a minasd checkpoint: it lacks \['model', 'epoch'"):
+        load_model(run_copy)
+
+
+@pytest.mark.parametrize("missing", ["run.json", "checkpoints/best.pt"])
+def test_run_folder_with_a_missing_file_is_a_clear_error(run_copy, missing):
+    (run_copy / missing).unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{run_copy / missing} does not exist"):
+        load_model(run_copy)
+
+
+def test_resume_with_a_missing_or_damaged_file_is_a_clear_error(run_copy, data_root):
+    cfg = _cfg(data_root, run_copy)
+    meta = json.loads((run_copy / "run.json").read_text())
+    (run_copy / "run.json").write_text(json.dumps({**meta, "status": "running"}))  # an unfinished run
+    (run_copy / "split.json").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{run_copy / 'split.json'} does not exist.*--overwrite"):
+        train(cfg, resume=True)
+    (run_copy / "split.json").write_text("{")
+    with pytest.raises(ValueError, match=rf"{run_copy / 'split.json'} is not valid JSON"):
+        train(cfg, resume=True)
+    (run_copy / "run.json").write_text('{"status": "runn')  # cut off mid-write by hand
+    with pytest.raises(ValueError, match=rf"{run_copy / 'run.json'} is not valid JSON.*--overwrite"):
+        train(cfg, resume=True)
+
+
+# --- device settings --------------------------------------------------------------------------
+
+
+def test_runtime_settings_are_chosen_in_one_table(monkeypatch):
+    import minasd.runtime as rt_mod
+    from minasd.runtime import runtime_settings
+
+    cuda = runtime_settings("cuda:0", "mobilenetv3_small_050")
+    assert (cuda.memory_format, cuda.autocast_dtype, cuda.pin_memory) == ("channels_last", "bfloat16", True)
+    for has_bf16 in (True, False):
+        monkeypatch.setattr(rt_mod, "cpu_has_bf16", lambda: has_bf16)
+        cpu = {b: runtime_settings("cpu", b) for b in ("resnet18", "efficientnet_b0", "mobilenetv3_small_050",
+                                                       "some_new_encoder")}
+        assert all(s.memory_format == "channels_last" and not s.pin_memory for s in cpu.values())
+        assert cpu["resnet18"].autocast_dtype == ("bfloat16" if has_bf16 else None)  # dense: bf16 pays
+        assert {cpu[b].autocast_dtype for b in cpu if b != "resnet18"} == {None}  # depthwise or unmeasured
+    assert runtime_settings("cpu", None) == runtime_settings("cpu", "efficientnet_b0")
+
+
+def test_run_json_records_the_runtime_settings(resumed_run):
+    from minasd.runtime import runtime_settings
+
+    out, *_ = resumed_run
+    meta = json.loads((out / "run.json").read_text())
+    want = runtime_settings("cpu", "mobilenetv3_small_050").to_dict()
+    assert {k: meta["runtime"][k] for k in want} == want
+    assert meta["runtime"]["threads"] == torch.get_num_threads()
+    assert [s["from_epoch"] for s in meta["runtime_history"]] == [0, 4]

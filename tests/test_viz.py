@@ -62,12 +62,53 @@ def test_tsne_and_plot():
     _check(fig2, 1)
 
 
-def test_plot_training_curves():
-    recs = [{"epoch": e, "train_loss": 1 / (e + 1), "val_loss": 1.2 / (e + 1), "lr": 1e-3 * e, "note": "x"}
-            for e in range(5)]
-    fig = viz.plot_training_curves(recs, caption=CAP)
-    _check(fig, 2)  # losses, and lr
-    assert len(fig.axes[0].get_lines()) == 2 and len(fig.axes[1].get_lines()) == 1
+def _log(epochs=5):
+    """Records shaped like minasd.train's log.jsonl: losses, accuracies and bookkeeping columns."""
+    return [{"epoch": e, "train_loss": 5.0 / e, "train_machine": 2.0 / e, "train_product": 3.0 / e,
+             "val_loss": 6.0 / e, "val_machine": 2.5 / e, "val_product": 3.5 / e,
+             "val_section_acc": 0.1 * e, "val_machine_acc": 0.5 + 0.05 * e, "val_crops": 120,
+             "lr": 1e-3 * e, "seconds": 40.0 * e, "train_seconds": 35.0, "crops_per_s": 300.0, "best": e == epochs}
+            for e in range(1, epochs + 1)]
+
+
+def _labels(ax):
+    return sorted(line.get_label() for line in ax.get_lines())
+
+
+def test_plot_training_curves_losses_and_accuracies_apart():
+    fig = viz.plot_training_curves(_log(), caption=CAP)
+    _check(fig, 2)  # exactly two panels: losses, accuracies
+    loss_ax, acc_ax = fig.axes
+    assert _labels(loss_ax) == sorted(["train_loss", "val_loss", "train_machine", "val_machine",
+                                       "train_product", "val_product"])
+    assert _labels(acc_ax) == ["val_machine_acc", "val_section_acc"]
+    assert acc_ax.get_ylim() == (0, 1)
+    for line in acc_ax.get_lines():
+        assert np.all((line.get_ydata() >= 0) & (line.get_ydata() <= 1))
+    for line in fig.axes[0].get_lines() + fig.axes[1].get_lines():
+        assert list(line.get_xdata()) == [1, 2, 3, 4, 5]  # x = epoch
+    drawn = " ".join(_labels(loss_ax) + _labels(acc_ax))
+    assert not any(k in drawn for k in ("seconds", "crops", "lr", "best"))
+    assert loss_ax.get_xlabel() == acc_ax.get_xlabel() == "epoch"
+
+
+def test_plot_training_curves_keys_and_bad_logs():
+    recs = [{k: v for k, v in r.items() if k in ("epoch", "train_loss", "val_loss", "lr")} for r in _log()]
+    fig = viz.plot_training_curves(recs, caption=CAP)  # an old log without accuracies: still two panels
+    _check(fig, 2)
+    assert _labels(fig.axes[0]) == ["train_loss", "val_loss"] and fig.axes[1].get_lines() == []
+    fig = viz.plot_training_curves(_log(), caption=CAP, keys=["train_loss", "val_section_acc"])
+    assert _labels(fig.axes[0]) == ["train_loss"] and _labels(fig.axes[1]) == ["val_section_acc"]
+    with pytest.raises(ValueError, match="'lr'"):
+        viz.plot_training_curves(_log(), caption=CAP, keys=["train_loss", "lr"])
+    with pytest.raises(ValueError, match="val_section_acc must be a fraction"):
+        viz.plot_training_curves([{"epoch": 1, "val_section_acc": 87.5}], caption=CAP)  # a percentage
+    with pytest.raises(ValueError, match="record 1 has no integer 'epoch'"):
+        viz.plot_training_curves([{"epoch": 1, "train_loss": 1.0}, {"train_loss": 0.5}], caption=CAP)
+    with pytest.raises(ValueError, match="no loss or accuracy"):
+        viz.plot_training_curves([{"epoch": 1, "lr": 1e-3, "seconds": 3.0}], caption=CAP)
+    with pytest.raises(ValueError, match="caption"):
+        viz.plot_training_curves(_log(), caption="")
 
 
 def test_plot_spectrogram():
