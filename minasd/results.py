@@ -55,9 +55,12 @@ def _seed_dirs(out: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def publish(work_seed: Path, out_seed: Path) -> Path:
+def publish(work_seed: Path, out_seed: Path, data_root: Path | None = None) -> Path:
     """Copy a seed's compact result files (``WORK/seed<k>/results``) to ``OUT/seed<k>``, replacing the
-    previous copy only once the new one is complete (copy to a temporary folder, then rename)."""
+    previous copy only once the new one is complete (copy to a temporary folder, then rename).
+
+    The copy names the data root as given (``data_root``, relative to the working directory), not
+    the absolute path the experiment resolved: OUT is committed and names no machine's folders."""
     src = work_seed / "results"
     if not (src / "manifest.json").is_file():
         raise FileNotFoundError(f"{src / 'manifest.json'} does not exist: that seed's experiment has not written "
@@ -66,6 +69,10 @@ def publish(work_seed: Path, out_seed: Path) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    if data_root is not None:
+        manifest = json.loads((tmp / "manifest.json").read_text())
+        manifest.setdefault("provenance", {})["data_root"] = os.path.relpath(data_root)
+        atomic_write_json(tmp / "manifest.json", manifest)
     old = out_seed.with_name(f".{out_seed.name}.old-{os.getpid()}")
     if out_seed.exists():
         out_seed.rename(old)
@@ -163,14 +170,80 @@ def chosen_lambdas(seed0_results: Path) -> dict[str, float]:
     return out
 
 
+def default_jobs(device: str, cpu_count: int | None = None) -> int:
+    """Trainings run at once by default: 2 on a CPU with 2 cores or more, else 1.
+
+    Measured on 2 cores (``benchmarks/results/train_cpu_threads.txt``): the cpu profile's step
+    gives 102 crops/s on 2 threads and 69 on 1, so two one-thread trainings side by side do
+    about 1.35x the work of one two-thread training (a small encoder at batch 32 does not keep
+    two threads busy).  On a GPU the trainings share one device: 1."""
+    cpu_count = cpu_count or os.cpu_count() or 1
+    return 2 if device == "cpu" and cpu_count >= 2 else 1
+
+
+def _job_init(threads: int) -> None:
+    """Worker start-up (a fresh interpreter, before torch is imported): its share of the cores."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_task(kwargs: dict, log_path: str | None) -> float:
+    """One (seed, type) experiment; with a log path its output goes there (parallel runs)."""
+    import contextlib
+
+    from .experiment import experiment
+
+    t0 = time.perf_counter()
+    if log_path is None:
+        experiment(**kwargs)
+    else:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), \
+                contextlib.redirect_stderr(fh):
+            experiment(**kwargs)
+    return time.perf_counter() - t0
+
+
+class _InlinePool:
+    """The one-job case: tasks run in this process, through the same scheduling code."""
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        fut = Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by fut.result()
+            fut.set_exception(exc)
+        return fut
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def run_results(args: argparse.Namespace) -> int:
     """Run ``minasd results`` (module docstring)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import multiprocessing as mp
+
     from .data import index, protocol_clips
+    from .evaluate import data_manifest
     from .experiment import DEFAULT_GRID_LAM, VARIANTS, experiment
     from .profiles import get_profile
 
+    t_start = time.perf_counter()
     profile = get_profile(args.profile)
     work, out = Path(args.work), Path(args.out)
+    jobs = args.jobs or default_jobs(args.device)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     if args.data is None:
         from .synth import make_dataset
 
@@ -187,38 +260,77 @@ def run_results(args: argparse.Namespace) -> int:
     grid_lam = [float(v) for v in (args.grid_lam or DEFAULT_GRID_LAM)]
     provenance_path = out / SUMMARY_DIR / "provenance.json"
     prov = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {"seeds": {}}
-    lams: dict[str, float] = {}
+    first = args.seeds[0]
     for k in args.seeds:
-        seed_work, seed_out = work / f"seed{k}", out / f"seed{k}"
-        restore(seed_out, seed_work)
-        first = k == args.seeds[0]
-        variants = list(VARIANTS) if first or k in args.ablation_seeds else ["proposed", "baseline"]
-        for m in types:  # one type at a time: each finished type is published at once (resume unit)
-            t0 = time.perf_counter()
-            experiment(root, seed_work, machine_types=[m], epochs=epochs, device=args.device, variants=variants,
-                       grid_lam=grid_lam if first else [lams[m]], seed=k, train_overrides=overrides, workers=1,
-                       progress=not args.quiet)
-            if first:
-                lams = chosen_lambdas(seed_work / "results")
-            publish(seed_work, seed_out)
-            agg = aggregate(out, root, n_boot=args.n_boot)
-            from .evaluate import data_manifest
+        restore(out / f"seed{k}", work / f"seed{k}")
+    lams: dict[str, float] = chosen_lambdas(work / f"seed{first}" / "results")
 
-            wall = prov["seeds"].setdefault(str(k), {}).setdefault("wall_s_per_type", {})
-            wall[m] = wall.get(m, 0.0) + round(time.perf_counter() - t0, 1)
-            prov.update({
-                "command": _command_line(args), "profile": profile.to_dict(), "epochs": epochs,
-                "grid_lam_first_seed": grid_lam, "chosen_lam": lams, "variants_per_seed": {
-                    **prov.get("variants_per_seed", {}), str(k): variants},
-                "data": data_manifest(root), "data_root": os.path.relpath(root), "machine_types": types,
-                "git_commit": git_commit(), "machine": {"platform": platform.platform(),
-                                                        "processor": platform.processor(),
-                                                        "cpu_count": os.cpu_count(), "device": args.device},
-                "seeds_published": agg["seeds"], "summary_files": agg["files"],
-                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            })
-            atomic_write_json(provenance_path, prov)
-            print(f"[results] seed {k} {m}: published to {seed_out}; summary in {out / SUMMARY_DIR}")
+    def task_kwargs(k: int, m: str) -> dict:
+        variants = list(VARIANTS) if k == first or k in args.ablation_seeds else ["proposed", "baseline"]
+        return dict(data_root=root, out_dir=work / f"seed{k}", machine_types=[m], epochs=epochs,
+                    device=args.device, variants=variants, grid_lam=grid_lam if k == first else [lams[m]],
+                    seed=k, train_overrides=overrides, workers=1, progress=not args.quiet)
+
+    def finish(k: int, m: str, wall: float) -> None:
+        """Rewrite seed k's tables with every finished type (a no-training call: m is up to date),
+        publish it and rebuild the summary; the resume unit is one (seed, type)."""
+        nonlocal lams
+        kw = task_kwargs(k, m)
+        if jobs > 1:  # the worker's own table write may predate another type of the same seed
+            experiment(**{**kw, "progress": False})
+        if k == first:
+            lams = chosen_lambdas(work / f"seed{k}" / "results")
+        seed_out = publish(work / f"seed{k}", out / f"seed{k}", root)
+        agg = aggregate(out, root, n_boot=args.n_boot)
+        entry = prov["seeds"].setdefault(str(k), {})
+        entry.setdefault("wall_s_per_type", {})[m] = entry.get("wall_s_per_type", {}).get(m, 0.0) + round(wall, 1)
+        entry["variants"] = kw["variants"]
+        prov.update({
+            "command": _command_line(args), "profile": profile.to_dict(), "epochs": epochs,
+            "grid_lam_first_seed": grid_lam, "chosen_lam": lams,
+            "data": data_manifest(root), "data_root": os.path.relpath(root), "machine_types": types,
+            "git_commit": git_commit(), "machine": {"platform": platform.platform(),
+                                                    "processor": platform.processor(),
+                                                    "cpu_count": os.cpu_count(), "device": args.device},
+            "parallel": {"jobs": jobs, "threads_per_job": threads if jobs > 1 else None},
+            "seeds_published": agg["seeds"], "summary_files": agg["files"],
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })
+        prov.pop("variants_per_seed", None)
+        atomic_write_json(provenance_path, prov)
+        print(f"[results] seed {k} {m}: {wall / 60:.1f} min; published to {seed_out}; summary in "
+              f"{out / SUMMARY_DIR}", flush=True)
+
+    # every (seed, type); a later seed of a type waits for the first seed's lambda choice of that type
+    pending = [(k, m) for k in args.seeds for m in types]
+    print(f"[results] {len(pending)} (seed, type) runs, {jobs} at a time"
+          + (f", {threads} thread(s) each; logs in {work / 'logs'}" if jobs > 1 else ""), flush=True)
+    pool = (ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_job_init,
+                                initargs=(threads,)) if jobs > 1 else _InlinePool())
+    running: dict = {}
+    with pool:
+        while pending or running:
+            for k, m in list(pending):
+                if len(running) >= jobs:
+                    break
+                if k != first and m not in lams:
+                    if (first, m) not in pending and not any(t == (first, m) for t in running.values()):
+                        raise RuntimeError(f"seed {first} chose no lambda for {m}: see {work / f'seed{first}'}")
+                    continue
+                pending.remove((k, m))
+                log = str(work / "logs" / f"seed{k}_{m}.log") if jobs > 1 else None
+                if log:
+                    print(f"[results] seed {k} {m}: started (log {log})", flush=True)
+                running[pool.submit(_run_task, task_kwargs(k, m), log)] = (k, m)
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                k, m = running.pop(fut)
+                finish(k, m, fut.result())
+    prov.setdefault("invocations", []).append({
+        "wall_s": round(time.perf_counter() - t_start, 1), "jobs": jobs, "seeds": list(args.seeds),
+        "machine_types": types, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit()})
+    atomic_write_json(provenance_path, prov)
+    print(f"[results] done in {(time.perf_counter() - t_start) / 60:.1f} min", flush=True)
     return 0
 
 
@@ -241,6 +353,9 @@ def add_results_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lambda grid of the first seed (default 0.1 10)")
     parser.add_argument("--machine-types", nargs="+", default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="trainings at once, the cores shared among them (default: 2 on a CPU with 2+ cores, "
+                             "1 on a GPU)")
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     parser.add_argument("--quiet", action="store_true")
 

@@ -16,7 +16,7 @@ def micro(tmp_path_factory):
     root = make_dataset(base / "tiny", size="tiny", workers=1, progress=False, machine_types=["fan", "pump"])
     args = ["results", "--data", str(root), "--work", str(base / "work"), "--out", str(base / "out"),
             "--profile", "cpu", "--epochs", "1", "--seeds", "0", "1", "--grid-lam", "10",
-            "--machine-types", "fan", "--n-boot", "50", "--quiet"]
+            "--machine-types", "fan", "pump", "--n-boot", "50", "--jobs", "2", "--quiet"]
     assert cli.main(args) == 0
     return root, base, args
 
@@ -40,9 +40,26 @@ def test_every_seed_is_published_and_summarised(micro):
     assert {"proposed", "baseline"} <= set(kinds["variant"])
     prov = json.loads((out / "summary" / "provenance.json").read_text())
     assert prov["profile"]["name"] == "cpu" and prov["seeds_published"] == [0, 1]
-    assert prov["data"]["synthetic"] and prov["chosen_lam"] == {"fan": 10.0} and prov["git_commit"]
+    assert prov["data"]["synthetic"] and prov["chosen_lam"] == {"fan": 10.0, "pump": 10.0} and prov["git_commit"]
     assert set(prov["seeds"]) == {"0", "1"} and prov["seeds"]["0"]["wall_s_per_type"]["fan"] > 0
     assert not prov["data_root"].startswith("/")  # relative to the working directory
+    for k in (0, 1):  # committed files name no machine's folders
+        manifest = json.loads((out / f"seed{k}" / "manifest.json").read_text())
+        assert not manifest["provenance"]["data_root"].startswith("/")
+    assert prov["parallel"]["jobs"] == 2 and prov["invocations"][-1]["wall_s"] > 0
+
+
+def test_parallel_runs_leave_complete_tables(micro):
+    """Two trainings at once (one per worker process): each seed's tables end with both types, the
+    later seed uses the lambda the first chose, and each run's output went to its own log."""
+    root, base, _ = micro
+    from minasd.experiment import load_results
+
+    for k in (0, 1):
+        res = load_results(base / "out" / f"seed{k}")
+        assert {"fan", "pump"} <= set(res["tables"]["table2"]["machine"])
+        assert set(res["scores"]["machine"]) == {"fan", "pump"}
+        assert (base / "work" / "logs" / f"seed{k}_pump.log").stat().st_size > 0
 
 
 def test_a_new_checkout_continues_from_the_published_files(micro, capsys):
@@ -53,7 +70,7 @@ def test_a_new_checkout_continues_from_the_published_files(micro, capsys):
     before = pd.read_csv(out / "summary" / "types_by_seed.csv")
     shutil.rmtree(base / "work")
     capsys.readouterr()
-    assert cli.main(args) == 0
+    assert cli.main(args[:-3] + ["--jobs", "1", "--quiet"]) == 0  # the one-job path: same scheduler, in-process
     printed = capsys.readouterr().out
     assert "restored" in printed
     assert not (base / "work" / "seed0" / "runs").exists()  # no training run was started
