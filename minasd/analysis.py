@@ -1,4 +1,4 @@
-"""Statistics of committed results: seeds, paired bootstrap, when the method wins (book chapter 6).
+"""Statistics of committed results: seeds, paired bootstrap, when the method wins (book chapters 6 and 10).
 
 Everything here is pure pandas/numpy on a table of **per-clip scores**, one row per
 scored test clip of one trained system::
@@ -31,8 +31,8 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import EVAL_SECTIONS, MACHINE_TYPES
-from .metrics import ALL_LABEL, auc_pauc, harmonic_mean
+from .config import EVAL_SECTIONS
+from .metrics import ALL_LABEL, auc_pauc, harmonic_mean, machine_order
 
 #: Columns a per-clip score table must hold.
 SCORE_COLUMNS: tuple[str, ...] = ("machine", "section", "clip", "label", "variant", "seed", "score")
@@ -85,12 +85,6 @@ def check_scores(df: pd.DataFrame, name: str = "scores") -> pd.DataFrame:
     return out
 
 
-def _machine_order(machines) -> list[str]:
-    """Distinct machine types in the order of :data:`minasd.config.MACHINE_TYPES`, unknown ones last."""
-    seen = list(dict.fromkeys(str(m) for m in machines))
-    return [m for m in MACHINE_TYPES if m in seen] + [m for m in seen if m not in MACHINE_TYPES]
-
-
 def _where(key: Sequence) -> str:
     variant, seed, machine, section = key
     return f"{variant} seed {seed} {machine} section {int(section):02d}"
@@ -138,7 +132,7 @@ def type_summary(sections: pd.DataFrame, eval_sections: Sequence[int] = EVAL_SEC
     rows = []
     for (variant, seed), run in sections.groupby(["variant", "seed"], sort=True):
         pooled, incomplete = [], []
-        for machine in _machine_order(run["machine"]):
+        for machine in machine_order(run["machine"]):
             part = run[(run["machine"] == machine) & run["section"].isin(want)]
             have = set(part["section"].astype(int))
             row = {"variant": variant, "seed": seed, "machine": machine, "n_sections": len(have)}
@@ -389,7 +383,7 @@ def paired_bootstrap(df: pd.DataFrame, variant_a: str, variant_b: str, n_boot: i
     rng = np.random.default_rng(seed)
     # per (run, machine): list over sections of (auc, pauc) arrays, index 0 = the clips as scored
     values: dict[tuple, list] = {}
-    machines = _machine_order(df.loc[df["variant"].isin(variants), "machine"])
+    machines = machine_order(df.loc[df["variant"].isin(variants), "machine"])
     reasons = {}
     for machine in machines:
         for sec in want:

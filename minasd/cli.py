@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiment": ("minasd.experiment", "the paper's protocol: every type, proposed method, ablations, baseline"),
     "score": ("minasd.detector", "score clips with a trained and evaluated run"),
     "results": ("minasd.results", "the committed results set: the protocol at a profile over seeds, aggregated"),
+    "controlled": ("minasd.controlled", "controlled experiments: one change per row vs a reference and the baseline"),
 }
 
 

@@ -86,8 +86,9 @@ def harmonic_mean(values: Iterable[float]) -> float:
     return float(v.size / np.sum(1.0 / v))
 
 
-def _machine_order(machines: Iterable[str]) -> list[str]:
-    seen = list(dict.fromkeys(machines))
+def machine_order(machines: Iterable[str]) -> list[str]:
+    """Distinct machine types in the order of :data:`minasd.config.MACHINE_TYPES` (the paper's), unknown ones last."""
+    seen = list(dict.fromkeys(str(m) for m in machines))
     return [m for m in MACHINE_TYPES if m in seen] + [m for m in seen if m not in MACHINE_TYPES]
 
 
@@ -127,7 +128,7 @@ def section_table(records: Sequence[Mapping], percent: bool = True) -> pd.DataFr
                          f"pAUC={first.pAUC}; harmonic means need values > 0")
     scale = 100.0 if percent else 1.0
     rows = []
-    for machine in _machine_order(df["machine"]):
+    for machine in machine_order(df["machine"]):
         part = df[df["machine"] == machine].sort_values("section")
         for r in part.itertuples():
             rows.append({"machine": machine, "section": f"{r.section:02d}", "AUC": r.AUC * scale,

@@ -174,14 +174,14 @@ def default_jobs(device: str, cpu_count: int | None = None) -> int:
     """Trainings run at once by default: 2 on a CPU with 2 cores or more, else 1.
 
     Measured on 2 cores (``benchmarks/results/train_cpu_threads.txt``): the cpu profile's step
-    gives 102 crops/s on 2 threads and 69 on 1, so two one-thread trainings side by side do
-    about 1.35x the work of one two-thread training (a small encoder at batch 32 does not keep
+    gives 110 crops/s on 2 threads and 72 on 1, so two one-thread trainings side by side do
+    about 1.3x the work of one two-thread training (a small encoder at batch 32 does not keep
     two threads busy).  On a GPU the trainings share one device: 1."""
     cpu_count = cpu_count or os.cpu_count() or 1
     return 2 if device == "cpu" and cpu_count >= 2 else 1
 
 
-def _job_init(threads: int) -> None:
+def job_init(threads: int) -> None:
     """Worker start-up (a fresh interpreter, before torch is imported): its share of the cores."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -207,7 +207,7 @@ def _run_task(kwargs: dict, log_path: str | None) -> float:
     return time.perf_counter() - t0
 
 
-class _InlinePool:
+class InlinePool:
     """The one-job case: tasks run in this process, through the same scheduling code."""
 
     def submit(self, fn, *args):
@@ -305,8 +305,8 @@ def run_results(args: argparse.Namespace) -> int:
     pending = [(k, m) for k in args.seeds for m in types]
     print(f"[results] {len(pending)} (seed, type) runs, {jobs} at a time"
           + (f", {threads} thread(s) each; logs in {work / 'logs'}" if jobs > 1 else ""), flush=True)
-    pool = (ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_job_init,
-                                initargs=(threads,)) if jobs > 1 else _InlinePool())
+    pool = (ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=job_init,
+                                initargs=(threads,)) if jobs > 1 else InlinePool())
     running: dict = {}
     with pool:
         while pending or running:

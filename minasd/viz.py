@@ -493,7 +493,7 @@ def plot_auc_by_severity(table, *, caption: str, value: str | None = None, panel
     x is the middle of each severity bin, y the mean; with several seeds a band spans
     the lowest and highest seed (each seed averaged over the types of the panel first).
 
-    Book: chapter 6 (when does the method win).
+    Book: chapter 10 (when does the method win).
     """
     value = _value_column(table, value, ("auc", "detection_rate"))
     need = ["variant", "severity_class", "sev_lo", "sev_hi", value] + ([panel] if panel == "machine" else [])
@@ -549,7 +549,7 @@ def plot_kind_auc(table, *, caption: str, value: str = "auc", machine: str | Non
     Rows are grouped subtle first, then gross; the colour scale is centred on chance
     (0.5 for AUC) so that kinds detected worse than a random score show red.
 
-    Book: chapter 6 (when does the method win).
+    Book: chapter 10 (when does the method win).
     """
     value = _value_column(table, value, ("auc", "detection_rate"))
     need = ["variant", "machine", "severity_class", "anomaly_kind", value]

@@ -116,3 +116,21 @@ def test_micro_results_report_an_incomplete_type_without_a_number(micro_dir):
     assert t2.loc[("proposed", ALL_LABEL), "hmean"] == pytest.approx(t2.loc[("proposed", "fan"), "hmean"])
     assert t2.loc[("proposed", ALL_LABEL), "note"] == "over fan; left out (incomplete): pump"
     assert t2.loc[("baseline", ALL_LABEL), "note"] == "over fan, pump"
+
+
+def test_committed_summary_is_complete_and_says_what_made_it():
+    """The committed summary over seeds (`minasd results`): every table its provenance lists is
+    there, and the provenance names profile, data, seeds, commit, machine and wall times."""
+    from minasd.summary_view import load_summary
+
+    summary = load_summary(COMMITTED.parent / "summary")
+    if summary is None:
+        pytest.skip("no committed summary under results/experiment/summary")
+    assert not summary["missing"], f"summary files listed but absent: {summary['missing']}"
+    prov = summary["provenance"]
+    assert prov["profile"]["name"] and prov["data"]["synthetic"] in (True, False) and prov["git_commit"]
+    assert prov["machine"]["cpu_count"] and prov["seeds_published"]
+    for k in prov["seeds_published"]:
+        walls = prov["seeds"][str(k)]["wall_s_per_type"]
+        assert walls and all(v > 0 for v in walls.values())
+    assert not str(prov.get("data_root", "")).startswith("/")

@@ -1,0 +1,920 @@
+"""Controlled experiments: one change at a time against a reference, to explain a loss to the baseline.
+
+``minasd controlled --data ROOT --work WORK --out OUT`` (or :func:`run_controlled`)
+trains and evaluates, per machine type, one **row** per controlled change, each through
+:func:`minasd.experiment.experiment` in its own experiment folder ``WORK/rows/<row>/``
+(so a row is resumable: the experiment skips finished types, an interrupted training
+resumes), and writes one table::
+
+    minasd controlled --data out/results_work/data/synth_protocol_seed0 --work out/controlled_work \\
+        --out results/controlled --machine-types fan
+
+The question it answers (the issue): *if the method loses to the baseline, why?*  The
+table is a diagnosis, never a selection: **nothing in the factory, the profile or the
+protocol may be changed because of a row's score on sections 03-05**; choices are made on
+sections 00-02 only (inside each row, the experiment chooses the inlier kind and p on
+00-02 as always).
+
+Rows (:data:`ROWS`; ``--rows`` picks a subset, in any order):
+
+* ``reference``: the profile (default ``cpu``: mobilenetv3_small_050, 20 epochs, batch 32)
+  as is, with lambda = ``--lam``.  That value must come from a choice made on sections
+  00-02: the default 10 is what the committed seed-0 results chose on 00-02 for fan
+  (``results/experiment/seed0``); pass the value the 00-02 choice gave for the types run.
+* ``clips_15``, ``clips_30``: at most 15 / 30 training clips per section (TrainConfig
+  ``max_train_clips_per_section``, seeded) on the **same** data set, so the test set is
+  identical; the cap applies to every type's clips (the other types' clips of the outlier
+  exposure too).  More clips than the set holds (60 per section in the ``protocol`` size)
+  cannot be tested on the same test set.  The baseline is also refitted on the same clips
+  (columns ``baseline_same_clips_*``): the ``baseline_*`` columns stay the full-data bar.
+* ``epochs_10``, ``epochs_40``: 10 / 40 training epochs instead of the profile's.
+* ``encoder_s100``: timm ``mobilenetv3_small_100`` (2x the width of the cpu encoder).
+* ``encoder_b0``: EfficientNet-B0, the paper's encoder (about 10x the cost on a CPU: leave
+  it out with ``--rows`` when the budget is short).
+* ``h_30pct``: ``val_fraction`` 0.3: h is fitted on 3x as many held-out clips; the encoder
+  then trains on 70 % of the clips instead of 90 % (the two are confounded).
+* ``no_mixup``: the experiment's "w/o Mixup" variant trained at ``--lam``.  Its proposed
+  run (needed by the experiment) is copied from the reference row when that run exists
+  with the same settings, so it is not trained twice.
+* ``lam_0.1``, ``lam_1``: lambda 0.1 / 1 (these rows equal ``reference`` when ``--lam``
+  takes their value).
+* ``whole_clip``: no training.  The reference row's model; each clip is represented by the
+  **mean of its S = 10 segment embeddings**, h is fitted on the held-out clips' means, and
+  the clip score is h's score of the mean (no aggregation).  Kind and p are chosen on
+  sections 00-02 with :func:`minasd.experiment.select_on_dev` over the experiment's grid;
+  note that h then has one point per held-out clip (6 per section at 60 clips and 10 %),
+  so the larger p of the grid are skipped (recorded in ``detail``).
+* ``section_distance``: no training.  The reference row's numbers next to how far apart
+  the sections of the type are: the validation section accuracy of the reference run,
+  ``emb_section_acc`` (leave-one-out nearest-centroid accuracy of the section of the
+  normal test clips from their clip-mean embeddings, all sections) and, on synthetic data,
+  the spread of the factory's per-section generation parameters
+  (:func:`minasd.synth.section_params`): for every pair of sections the largest relative
+  difference over the parameters, and the nearest pair (in ``detail`` and the JSON).
+
+The baseline (:mod:`minasd.baseline`) does not depend on any row's change: it is computed
+once per type in its own experiment folder ``WORK/baseline`` (variants ``["baseline"]``)
+and every row is compared with it.
+
+Output (``OUT`` is meant to be committed; every path in it is relative):
+
+* ``OUT/controlled.csv``: one line per (row, machine type), columns :data:`COLUMNS`:
+
+  - ``row``, ``machine``, ``variant`` (the experiment variant in the ``method_*`` columns:
+    ``proposed``, ``no_mixup``, or ``proposed_clip_mean`` for ``whole_clip``), ``change``
+    (one line);
+  - ``method_{dev,eval}_{auc,pauc,hmean}``, ``baseline_{dev,eval}_{auc,pauc,hmean}``:
+    harmonic means over sections 00-02 (dev) and 03-05 (eval), in percent, by
+    :func:`minasd.experiment.summary_table` (a type missing a section gets none);
+  - ``diff_dev_hmean``, ``diff_eval_hmean``: method minus baseline (points);
+  - ``baseline_same_clips_{dev,eval}_hmean``: the baseline refitted on the row's clips
+    (``clips_*`` rows only);
+  - ``method_eval_auc_{subtle,gross}``, ``baseline_eval_auc_{subtle,gross}``: on synthetic
+    data, AUC (percent) of the normal clips of sections 03-05 against the anomalies of one
+    severity class (:func:`minasd.analysis.auc_by_class`);
+  - ``val_section_acc``: the validation section accuracy (fraction) at the best epoch
+    (the run's log), ``best_epoch``, ``epochs``, ``lam``, ``kind``, ``p`` (h chosen on
+    00-02), ``train_clips_per_section`` (target clips, train + held out, per section);
+  - ``emb_section_acc`` (``section_distance`` only), ``wall_s`` (seconds this line's
+    computation took: training, embeddings, h, the baseline refit; not the shared
+    baseline), ``train_s`` (the run's training seconds, from its log), ``detail``.
+* ``OUT/controlled.json``: the same lines as records (with the selection, training facts
+  and details), the row definitions, and provenance: the command, the data manifest
+  (:func:`minasd.evaluate.data_manifest`), the profile, seed, lambda, git commit, the
+  machine, wall time per row.  Rewritten (atomically) after every finished line: the
+  resume unit is one (row, type); a rerun skips the lines whose settings are unchanged.
+
+Cost at the cpu profile on the ``protocol`` set (per type, 2 threads): a training row
+about 150 s of training + 55 s of embeddings + selection; ``epochs_40`` twice the training,
+``encoder_s100`` about 2x, ``encoder_b0`` about 10x; ``whole_clip`` and
+``section_distance`` seconds (cached embeddings of the reference); the shared baseline and
+each ``clips_*`` baseline refit about a minute of log-mel features.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES
+from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+
+SCHEMA = "minasd.controlled"
+#: Version of ``controlled.csv``/``controlled.json``; bump when a column or key changes.
+SCHEMA_VERSION = 1
+CSV_NAME = "controlled.csv"
+JSON_NAME = "controlled.json"
+BASELINE_DIR = "baseline"
+ROWS_DIR = "rows"
+REFERENCE = "reference"
+#: Rows that need the reference row's trained model.
+NEEDS_REFERENCE = ("whole_clip", "section_distance")
+
+COLUMNS: tuple[str, ...] = (
+    "row", "machine", "variant", "change",
+    "method_dev_auc", "method_dev_pauc", "method_dev_hmean", "method_eval_auc", "method_eval_pauc", "method_eval_hmean",
+    "baseline_dev_auc", "baseline_dev_pauc", "baseline_dev_hmean",
+    "baseline_eval_auc", "baseline_eval_pauc", "baseline_eval_hmean",
+    "diff_dev_hmean", "diff_eval_hmean", "baseline_same_clips_dev_hmean", "baseline_same_clips_eval_hmean",
+    "method_eval_auc_subtle", "method_eval_auc_gross", "baseline_eval_auc_subtle", "baseline_eval_auc_gross",
+    "val_section_acc", "best_epoch", "epochs", "lam", "kind", "p", "train_clips_per_section", "emb_section_acc",
+    "wall_s", "train_s", "detail",
+)
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One controlled change against the reference.
+
+    Attributes:
+        name: the row's name (``--rows``).
+        change: one line saying what differs from the reference.
+        kind: ``"train"`` (an experiment of its own), ``"whole_clip"`` or
+            ``"section_distance"`` (no training: the reference's model).
+        epochs: training epochs; None = the profile's (or ``--epochs``).
+        lam: lambda; None = ``--lam``.
+        overrides: :class:`minasd.train.TrainConfig` fields that differ from the profile's.
+        variant: the experiment variant whose numbers the row reports.
+    """
+
+    name: str
+    change: str
+    kind: str = "train"
+    epochs: int | None = None
+    lam: float | None = None
+    overrides: Mapping = field(default_factory=dict)
+    variant: str = "proposed"
+
+
+ROWS: dict[str, RowSpec] = {r.name: r for r in (
+    RowSpec(REFERENCE, "the profile as is, lambda --lam (chosen on sections 00-02)"),
+    RowSpec("clips_15", "at most 15 training clips per section (same test set)",
+            overrides={"max_train_clips_per_section": 15}),
+    RowSpec("clips_30", "at most 30 training clips per section (same test set)",
+            overrides={"max_train_clips_per_section": 30}),
+    RowSpec("epochs_10", "10 training epochs", epochs=10),
+    RowSpec("epochs_40", "40 training epochs", epochs=40),
+    RowSpec("encoder_s100", "encoder mobilenetv3_small_100", overrides={"backbone": "mobilenetv3_small_100"}),
+    RowSpec("encoder_b0", "encoder EfficientNet-B0 (the paper's)", overrides={"backbone": None}),
+    RowSpec("h_30pct", "h fitted on 30 % of the training clips (the encoder trains on 70 %)",
+            overrides={"val_fraction": 0.3}),
+    RowSpec("no_mixup", "trained without Mixup", variant="no_mixup"),
+    RowSpec("lam_0.1", "lambda 0.1", lam=0.1),
+    RowSpec("lam_1", "lambda 1", lam=1.0),
+    RowSpec("whole_clip", "reference model; h on the clip-mean embedding instead of segments + aggregation",
+            kind="whole_clip", variant="proposed_clip_mean"),
+    RowSpec("section_distance", "reference numbers next to how far apart the sections are", kind="section_distance"),
+)}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every row shares (picklable: it travels to the worker processes)."""
+
+    root: Path
+    work: Path
+    profile: str
+    epochs: int
+    lam: float
+    seed: int
+    device: str
+    progress: bool
+
+    def experiment_kwargs(self, row: RowSpec, machine: str) -> dict:
+        """Arguments of :func:`minasd.experiment.experiment` for one training row and type."""
+        from .profiles import get_profile
+
+        prof = get_profile(self.profile)
+        overrides = {"backbone": prof.backbone, "profile": prof.name}
+        if prof.batch_size is not None:
+            overrides["batch_size"] = prof.batch_size
+        overrides.update(row.overrides)
+        variants = ["proposed"] if row.variant == "proposed" else ["proposed", row.variant]
+        return dict(data_root=self.root, out_dir=self.work / ROWS_DIR / row.name, machine_types=[machine],
+                    epochs=row.epochs or self.epochs, device=self.device, variants=variants,
+                    grid_lam=[self.lam if row.lam is None else float(row.lam)], seed=self.seed,
+                    train_overrides=overrides, tsne_max_target=0, tsne_max_other=0, workers=1,
+                    progress=self.progress)
+
+
+def parse_rows(names: Sequence[str] | None) -> list[str]:
+    """Validated row names in :data:`ROWS` order (default: all).
+
+    >>> parse_rows(["whole_clip", "reference"])
+    ['reference', 'whole_clip']
+    """
+    if not names:
+        return list(ROWS)
+    flat = [n.strip() for item in names for n in str(item).split(",") if n.strip()]
+    bad = [n for n in flat if n not in ROWS]
+    if bad or not flat:
+        raise ValueError(f"unknown rows {bad}; choose from {', '.join(ROWS)}")
+    return [n for n in ROWS if n in flat]
+
+
+def signature(ctx: Context, row: RowSpec) -> dict:
+    """Everything a (row, type) line depends on; a line with another signature is recomputed."""
+    from .evaluate import data_manifest
+    from .experiment import DEFAULT_GRID_P
+    from .profiles import get_profile
+
+    def train_sig(r: RowSpec) -> dict:
+        kw = ctx.experiment_kwargs(r, "-")
+        return {k: kw[k] for k in ("epochs", "variants", "grid_lam", "seed", "train_overrides")}
+
+    data = data_manifest(ctx.root)
+    sig = {"row": row.name, "kind": row.kind, "profile": get_profile(ctx.profile).to_dict(),
+           "grid_p": {k: list(v) for k, v in DEFAULT_GRID_P.items()},
+           "data": {k: data.get(k) for k in ("kind", "seed", "size", "generator_version")},
+           "train": train_sig(ROWS[REFERENCE] if row.kind in NEEDS_REFERENCE else row)}
+    return json.loads(json.dumps(sig))
+
+
+# --------------------------------------------------------------------------------------
+# one (row, type): the method's part (runs in a worker process)
+# --------------------------------------------------------------------------------------
+
+
+def _type_result(out_dir: Path, machine: str) -> dict:
+    return json.loads((out_dir / "results" / "types" / f"{machine}.json").read_text())
+
+
+def _best_epoch_acc(log: Path, best_epoch) -> float | None:
+    if not log.is_file() or best_epoch is None:
+        return None
+    for line in log.read_text().splitlines():
+        if line.strip():
+            rec = json.loads(line)
+            if rec.get("epoch") == best_epoch:
+                acc = rec.get("val_section_acc")
+                return None if acc is None or not np.isfinite(acc) else float(acc)
+    return None
+
+
+def _train_clips_per_section(run_dir: Path) -> float | None:
+    """Mean number of target clips (train + held out) per section of a run, from ``split.json``."""
+    import re
+
+    split = run_dir / "split.json"
+    if not split.is_file():
+        return None
+    sp = json.loads(split.read_text())
+    secs = [re.search(r"section_(\d+)_", Path(p).name) for p in sp["train"] + sp["val"]]
+    secs = [int(m.group(1)) for m in secs if m]
+    return len(secs) / len(set(secs)) if secs else None
+
+
+def _experiment_part(out_dir: Path, machine: str, variant: str, work: Path) -> dict:
+    """The method's numbers of one experiment folder and type (sections, clip scores, selection, training)."""
+    import pandas as pd
+
+    obj = _type_result(out_dir, machine)
+    ev = obj["variants"][variant]
+    run_dir = out_dir / ev["run"]
+    training = ev["training"]
+    scores = pd.read_csv(out_dir / "results" / "scores" / f"{machine}.csv")
+    scores = scores[scores["variant"] == variant]
+    return {"sections": [{"section": int(r["section"]), "auc": r["auc"], "pauc": r["pauc"]}
+                         for r in obj["sections"] if r["variant"] == variant],
+            "scores": scores.drop(columns="variant").to_dict(orient="records"),
+            "selected": ev["selected"], "training": training,
+            "val_section_acc": _best_epoch_acc(run_dir / "log.jsonl", training.get("best_epoch")),
+            "train_clips_per_section": _train_clips_per_section(run_dir),
+            "run": os.path.relpath(run_dir, work), "detail": {}}
+
+
+def _reuse_reference_run(ctx: Context, row: RowSpec, machine: str) -> str | None:
+    """Copy the reference row's finished proposed run into ``row``'s folder when the settings are the same
+    (the ``no_mixup`` row's experiment needs a proposed run first); returns a note, or None."""
+    from .experiment import run_name
+    from .train import TrainConfig
+
+    kw, ref_kw = ctx.experiment_kwargs(row, machine), ctx.experiment_kwargs(ROWS[REFERENCE], machine)
+    if any(kw[k] != ref_kw[k] for k in ("epochs", "grid_lam", "seed", "train_overrides", "device")):
+        return None
+    name = run_name("proposed", kw["grid_lam"][0])
+    src = Path(ref_kw["out_dir"]) / "runs" / machine / name
+    dst = Path(kw["out_dir"]) / "runs" / machine / name
+    meta = src / "run.json"
+    if dst.exists() or not meta.is_file() or json.loads(meta.read_text()).get("status") != "finished":
+        return None
+    cfg = TrainConfig.from_yaml(src / "config.yaml")
+    want = {"epochs": kw["epochs"], "lam": kw["grid_lam"][0], "seed": ctx.seed, "mixup": True, "machine_loss": True,
+            "data_root": str(Path(ctx.root).resolve()), **kw["train_overrides"]}
+    if any(getattr(cfg, k) != v for k, v in want.items()):
+        return None
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    tmp.rename(dst)
+    return f"proposed run copied from {os.path.relpath(src, ctx.work)} (same settings), not retrained"
+
+
+def _clip_mean(embs):
+    """The run's embeddings with every clip reduced to one 'segment': the mean of its S segments."""
+    def mean(cs):
+        return dataclasses.replace(cs, emb=cs.emb.mean(axis=1, keepdims=True),
+                                   prod=cs.prod.mean(axis=1, keepdims=True), mach=cs.mach.mean(axis=1, keepdims=True))
+
+    return dataclasses.replace(embs, heldout=mean(embs.heldout), test=mean(embs.test), target=None)
+
+
+def whole_clip_part(ctx: Context, machine: str) -> dict:
+    """The ``whole_clip`` row of one type: the reference's model, h on clip-mean embeddings.
+
+    Kind and p are chosen on the development sections (00-02) with
+    :func:`minasd.experiment.select_on_dev` over :data:`minasd.experiment.DEFAULT_GRID_P`;
+    a candidate with more components/neighbours than held-out clips is skipped.
+    """
+    from .evaluate import fit_sections, grid_scores, load_embeddings, section_scores
+    from .experiment import DEFAULT_GRID_P, candidates, experiment, select_on_dev
+    from .metrics import auc_pauc
+
+    kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
+    experiment(**kw)  # nothing to do when the reference row has run; otherwise it trains it
+    part = _experiment_part(Path(kw["out_dir"]), machine, "proposed", ctx.work)
+    embs = _clip_mean(load_embeddings(ctx.work / part["run"], ctx.root, device=ctx.device, progress=ctx.progress))
+    present = sorted(int(s) for s in np.unique(embs.test.sections))
+    dev = [s for s in DEV_SECTIONS if s in present]
+    n_held = {int(s): int((embs.heldout.sections == s).sum()) for s in present}
+    rows = grid_scores(embs, candidates(DEFAULT_GRID_P), sections=dev, seed=ctx.seed)
+    try:
+        chosen, table = select_on_dev(rows, ("kind", "p"))
+    except ValueError:  # too few held-out clips for any h of the grid: a line without numbers, saying why
+        why = next((r["skipped"] for r in rows if r["skipped"]), "no development-section labels")
+        part.update(sections=[], scores=[], selected={"lam": part["selected"]["lam"], "kind": None, "p": None},
+                    detail={"heldout_clips_per_section": n_held, "not_computed": f"no h of the grid fits the "
+                            f"held-out clip means ({why})"})
+        return part
+    kind, p = chosen["kind"], int(chosen["p"])
+    agg = next(r["aggregation"] for r in rows if (r["kind"], r["p"]) == (kind, p))
+    sc = section_scores(embs, fit_sections(embs, kind, p, present, seed=ctx.seed), agg, present)
+    sections, scores = [], []
+    for s, d in sc.items():
+        y, h = d["clips"].labels, d["h"]
+        known = y >= 0
+        if len(np.unique(y[known])) == 2:
+            auc, pauc = auc_pauc(y[known], h[known], section=f"{machine} section {s:02d}")
+            sections.append({"section": s, "auc": auc, "pauc": pauc})
+        scores += [{"machine": machine, "section": s, "clip": Path(str(c)).name, "label": int(lab), "seed": ctx.seed,
+                    "score": float(v)} for c, lab, v in zip(d["clips"].paths, y, h) if lab >= 0]
+    skipped = [f"{r['kind']}:{r['p']}" for r in table if r["skipped"]]
+    part.update(sections=sections, scores=scores,
+                selected={"lam": part["selected"]["lam"], "kind": kind, "p": p, "how": "dev (clip-mean h)"},
+                detail={"heldout_clips_per_section": n_held, "skipped_candidates": skipped,
+                        "selection": [{k: r[k] for k in ("kind", "p", "dev_hmean", "chosen")} for r in table]})
+    return part
+
+
+def _param_values(v) -> np.ndarray | None:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return a.ravel()
+
+
+def section_param_distance(machine: str, sections: Sequence[int]) -> dict:
+    """How far apart the synthetic factory makes a type's sections (:func:`minasd.synth.section_params`).
+
+    For a pair of sections and a numeric parameter, the relative difference is
+    ``max |a - b| / max(|a|, |b|)`` over its entries (1 when the shapes differ, e.g. a
+    different number of resonances); the pair's distance is the largest over the
+    parameters.
+
+    Returns:
+        dict ``pairs`` (``"00-01"`` -> {distance, differing: {param: rel. difference}}),
+        ``nearest`` (the closest pair), ``ranges`` (scalar parameters: ``(max - min) / mean``
+        over the sections).
+
+    >>> d = section_param_distance("fan", [0, 1, 2])
+    >>> d["nearest"]["pair"], round(d["pairs"]["00-01"]["differing"]["f_rot"], 3)
+    ('00-01', 0.04)
+    """
+    from .synth import section_params
+
+    params = {s: section_params(machine, s) for s in sections}
+    pairs = {}
+    for i, a in enumerate(sections):
+        for b in sections[i + 1:]:
+            diff = {}
+            for k in params[a]:
+                va, vb = _param_values(params[a][k]), _param_values(params[b].get(k))
+                if va is None or vb is None:
+                    continue
+                if va.shape != vb.shape:
+                    diff[k] = 1.0
+                    continue
+                den = np.maximum(np.maximum(np.abs(va), np.abs(vb)), 1e-12)
+                rel = float(np.max(np.abs(va - vb) / den)) if va.size else 0.0
+                if rel > 0:
+                    diff[k] = round(rel, 4)
+            pairs[f"{a:02d}-{b:02d}"] = {"distance": max(diff.values(), default=0.0), "differing": diff}
+    nearest = min(pairs, key=lambda k: pairs[k]["distance"]) if pairs else None
+    ranges = {}
+    for k in params[sections[0]]:
+        vals = [_param_values(params[s][k]) for s in sections]
+        if all(v is not None and v.size == 1 for v in vals):
+            x = np.array([float(v[0]) for v in vals])
+            if abs(x.mean()) > 0:
+                ranges[k] = round(float((x.max() - x.min()) / abs(x.mean())), 4)
+    return {"pairs": pairs, "ranges": ranges,
+            "nearest": None if nearest is None else {"pair": nearest, **pairs[nearest]}}
+
+
+def embedding_section_accuracy(emb: np.ndarray, sections: np.ndarray) -> dict:
+    """Leave-one-out nearest-centroid accuracy of the section of each clip, and the closest pair of sections.
+
+    Args:
+        emb: (N, D) clip embeddings (e.g. the mean over segments) of normal clips.
+        sections: (N,) their sections.
+
+    Returns:
+        dict ``accuracy`` (fraction), ``nearest`` (pair ``"00-04"``), ``separation`` (that
+        pair's centroid distance over the root-mean-square within-section spread).
+
+    >>> rng = np.random.default_rng(0)
+    >>> e = np.concatenate([rng.normal(0, 1, (20, 3)), rng.normal(10, 1, (20, 3))])
+    >>> embedding_section_accuracy(e, np.repeat([0, 1], 20))["accuracy"]
+    1.0
+    """
+    x = np.asarray(emb, np.float64)
+    s = np.asarray(sections, int)
+    secs = sorted(set(s.tolist()))
+    if len(secs) < 2:
+        return {"accuracy": None, "nearest": None, "separation": None}
+    sums = {k: x[s == k].sum(axis=0) for k in secs}
+    counts = {k: int((s == k).sum()) for k in secs}
+    correct = 0
+    for i in range(len(x)):
+        best, best_d = None, np.inf
+        for k in secs:
+            n = counts[k] - (s[i] == k)
+            if n == 0:
+                continue
+            c = (sums[k] - (x[i] if s[i] == k else 0.0)) / n
+            d = float(((x[i] - c) ** 2).sum())
+            if d < best_d:
+                best, best_d = k, d
+        correct += int(best == s[i])
+    cent = {k: sums[k] / counts[k] for k in secs}
+    spread = {k: float(((x[s == k] - cent[k]) ** 2).sum(axis=1).mean()) for k in secs}
+    sep = {f"{a:02d}-{b:02d}": float(np.linalg.norm(cent[a] - cent[b]) / max(np.sqrt((spread[a] + spread[b]) / 2),
+                                                                             1e-12))
+           for i, a in enumerate(secs) for b in secs[i + 1:]}
+    near = min(sep, key=sep.get)
+    return {"accuracy": float(correct / len(x)), "nearest": near, "separation": round(sep[near], 4),
+            "separations": {k: round(v, 4) for k, v in sep.items()}}
+
+
+def section_distance_part(ctx: Context, machine: str) -> dict:
+    """The ``section_distance`` row of one type: the reference's numbers, section accuracy of the
+    head and of the embedding, and (synthetic data) the spread of the generation parameters."""
+    from .evaluate import load_embeddings
+    from .experiment import experiment
+    from .synth import find_manifest
+
+    kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
+    experiment(**kw)
+    part = _experiment_part(Path(kw["out_dir"]), machine, "proposed", ctx.work)
+    embs = load_embeddings(ctx.work / part["run"], ctx.root, device=ctx.device, progress=ctx.progress)
+    normal = embs.test.labels == 0
+    emb = embedding_section_accuracy(embs.test.emb[normal].mean(axis=1), embs.test.sections[normal])
+    detail = {"embedding": emb}
+    secs = sorted(int(s) for s in np.unique(embs.test.sections))
+    if find_manifest(ctx.root) is not None:
+        try:
+            detail["params"] = section_param_distance(machine, secs)
+        except (KeyError, IndexError) as err:  # a type or section the factory does not make
+            detail["params"] = {"note": f"no generation parameters: {err}"}
+    part["detail"] = detail
+    return part
+
+
+def baseline_part(ctx: Context, machine: str) -> dict:
+    """The baseline of one type, from the shared experiment folder ``WORK/baseline``."""
+    from .experiment import experiment
+
+    out_dir = ctx.work / BASELINE_DIR
+    experiment(ctx.root, out_dir, machine_types=[machine], variants=["baseline"], seed=ctx.seed, workers=1,
+               tsne_max_target=0, tsne_max_other=0, progress=ctx.progress)
+    import pandas as pd
+
+    obj = _type_result(out_dir, machine)
+    scores = pd.read_csv(out_dir / "results" / "scores" / f"{machine}.csv")
+    scores = scores[scores["variant"] == "baseline"]
+    return {"sections": [{"section": int(r["section"]), "auc": r["auc"], "pauc": r["pauc"]}
+                         for r in obj["sections"] if r["variant"] == "baseline"],
+            "scores": scores.drop(columns="variant").to_dict(orient="records")}
+
+
+def baseline_on_clips(root: Path, machine: str, train_relpaths: Sequence[str] | None, seed: int,
+                      cache: Path | None = None, progress: bool = False) -> list[dict]:
+    """The baseline of one type fitted on a subset of its training clips (all of them: None).
+
+    Same clips, order and mixture as :func:`minasd.baseline.run_baseline` (with all clips
+    it gives the same numbers); the log-mel features of the type's clips are cached in
+    ``cache`` (an .npz, reused when the clip list is the same).
+
+    Returns:
+        one dict per section: ``section, auc, pauc``.
+    """
+    import pandas as pd
+
+    from .baseline import BaselineConfig, clip_features, evaluate_features
+    from .data import index, protocol_clips
+
+    df = index(root)
+    df = pd.concat([protocol_clips(df, split, machines=[machine]) for split in ("train", "test")])
+    df = df.sort_values("path", kind="stable").reset_index(drop=True)
+    feats = None
+    if cache is not None and cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if z["paths"].tolist() == [os.path.relpath(p, root) for p in df["path"]]:
+                feats = z["feats"]
+    if feats is None:
+        feats = clip_features(df["path"].tolist(), workers=1, progress=progress)
+        if cache is not None:
+            atomic_savez(cache, paths=np.array([os.path.relpath(p, root) for p in df["path"]]), feats=feats)
+    if train_relpaths is not None:
+        keep = {Path(p).as_posix() for p in train_relpaths}
+        rel = np.array([Path(os.path.relpath(p, root)).as_posix() for p in df["path"]])
+        mask = (df["split"] != "train").to_numpy() | np.isin(rel, list(keep))
+        df, feats = df[mask].reset_index(drop=True), feats[mask]
+    res = evaluate_features(df, feats, BaselineConfig(seed=seed))
+    return [{"section": int(r.section), "auc": float(r.auc), "pauc": float(r.pauc)} for r in res.itertuples()]
+
+
+def method_part(ctx: Context, row_name: str, machine: str) -> dict:
+    """The method's part of one (row, type): trains (or resumes, or skips) and reads the results."""
+    from .experiment import experiment
+
+    row = ROWS[row_name]
+    t0 = time.perf_counter()
+    if row.kind == "whole_clip":
+        part = whole_clip_part(ctx, machine)
+    elif row.kind == "section_distance":
+        part = section_distance_part(ctx, machine)
+    else:
+        note = _reuse_reference_run(ctx, row, machine) if row.variant != "proposed" else None
+        kw = ctx.experiment_kwargs(row, machine)
+        experiment(**kw)
+        part = _experiment_part(Path(kw["out_dir"]), machine, row.variant, ctx.work)
+        if note:
+            part["detail"]["reused"] = note
+        if "max_train_clips_per_section" in row.overrides:
+            split = json.loads((ctx.work / part["run"] / "split.json").read_text())
+            part["baseline_same_clips"] = baseline_on_clips(
+                ctx.root, machine, split["train"] + split["val"], ctx.seed,
+                cache=ctx.work / BASELINE_DIR / "features" / f"{machine}.npz", progress=ctx.progress)
+    part["wall_s"] = round(time.perf_counter() - t0, 1)
+    return part
+
+
+def _run_task(kind: str, ctx: Context, row_name: str | None, machine: str, log_path: str | None) -> dict:
+    """One task in a worker (or inline): ``"baseline"`` or a row's method part."""
+    import contextlib
+
+    def go():
+        return baseline_part(ctx, machine) if kind == "baseline" else method_part(ctx, row_name, machine)
+
+    if log_path is None:
+        return go()
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        return go()
+
+
+# --------------------------------------------------------------------------------------
+# one line of the table
+# --------------------------------------------------------------------------------------
+
+
+def _summary(sections: list[dict], machine: str, secs) -> dict:
+    from .experiment import summary_table
+
+    raw = [{"variant": "x", "machine": machine, **s} for s in sections if s["auc"] is not None]
+    rows = summary_table(raw, ["x"], sections=secs, machines=[machine])
+    return next(r for r in rows if r["machine"] == machine)
+
+
+def _sub(a, b):
+    return None if a is None or b is None else a - b
+
+
+def assemble(row: RowSpec, machine: str, part: dict, base: dict, labels, seed: int) -> dict:
+    """One CSV line (:data:`COLUMNS`) from the method's and the baseline's parts."""
+    import pandas as pd
+
+    line = {c: None for c in COLUMNS}
+    line.update(row=row.name, machine=machine, variant=row.variant, change=row.change)
+    for who, secs_rows in (("method", part["sections"]), ("baseline", base["sections"])):
+        for role, secs in (("dev", DEV_SECTIONS), ("eval", EVAL_SECTIONS)):
+            s = _summary(secs_rows, machine, secs)
+            line.update({f"{who}_{role}_auc": s["AUC"], f"{who}_{role}_pauc": s["pAUC"],
+                         f"{who}_{role}_hmean": s["hmean"]})
+    for role in ("dev", "eval"):
+        line[f"diff_{role}_hmean"] = _sub(line[f"method_{role}_hmean"], line[f"baseline_{role}_hmean"])
+    if part.get("baseline_same_clips"):
+        for role, secs in (("dev", DEV_SECTIONS), ("eval", EVAL_SECTIONS)):
+            line[f"baseline_same_clips_{role}_hmean"] = _summary(part["baseline_same_clips"], machine, secs)["hmean"]
+    notes = []
+    if labels is not None:
+        from .analysis import auc_by_class
+
+        df = pd.concat([pd.DataFrame(part["scores"]).assign(variant="method"),
+                        pd.DataFrame(base["scores"]).assign(variant="baseline")], ignore_index=True)
+        df["seed"] = seed
+        try:
+            cls = auc_by_class(df, labels)
+            for r in cls.itertuples():
+                col = f"{r.variant}_eval_auc_{r.severity_class}"
+                if col in line:
+                    line[col] = 100.0 * float(r.auc)
+        except ValueError as err:
+            notes.append(f"no AUC by severity class: {err}")
+    sel, tr = part.get("selected") or {}, part.get("training") or {}
+    line.update(val_section_acc=part.get("val_section_acc"), best_epoch=tr.get("best_epoch"),
+                epochs=tr.get("epochs_done"), lam=sel.get("lam"), kind=sel.get("kind"), p=sel.get("p"),
+                train_clips_per_section=part.get("train_clips_per_section"), wall_s=part.get("wall_s"),
+                train_s=None if tr.get("train_seconds") is None else round(float(tr["train_seconds"]), 1))
+    det = part.get("detail") or {}
+    cap = row.overrides.get("max_train_clips_per_section")
+    if cap is not None and part.get("train_clips_per_section") is not None and part["train_clips_per_section"] < cap:
+        notes.append(f"the set holds fewer than {cap} clips per section: no reduction")
+    if "embedding" in det:
+        line["emb_section_acc"] = det["embedding"]["accuracy"]
+        notes.append(f"closest sections in the embedding {det['embedding']['nearest']} "
+                     f"(separation {det['embedding']['separation']:.2f})")
+    if isinstance(det.get("params"), dict) and det["params"].get("nearest"):
+        nr = det["params"]["nearest"]
+        diffs = ", ".join(f"{k} {100 * v:.1f} %" for k, v in nr["differing"].items())
+        notes.append(f"closest sections in the factory's parameters {nr['pair']} ({diffs})")
+    if "skipped_candidates" in det:
+        notes.append(f"held-out clips per section {sorted(set(det['heldout_clips_per_section'].values()))}; "
+                     f"skipped {', '.join(det['skipped_candidates']) or 'none'}")
+    if "not_computed" in det:
+        notes.append(det["not_computed"])
+    if "reused" in det:
+        notes.append(det["reused"])
+    line["detail"] = "; ".join(notes)
+    return line
+
+
+# --------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------
+
+
+def _order(records: list[dict]) -> list[dict]:
+    rank = {n: i for i, n in enumerate(ROWS)}
+    mrank = {m: i for i, m in enumerate(MACHINE_TYPES)}
+    return sorted(records, key=lambda r: (rank.get(r["row"], len(rank)), mrank.get(r["machine"], len(mrank)),
+                                          r["machine"]))
+
+
+def write_table(out: Path, records: list[dict], provenance: dict) -> None:
+    """Write ``controlled.csv`` and ``controlled.json`` (atomically) from the records."""
+    import pandas as pd
+
+    records = _order(records)
+    df = pd.DataFrame([r["line"] for r in records], columns=list(COLUMNS))
+    atomic_write_text(out / CSV_NAME, df.to_csv(index=False, float_format="%.6g"))
+    atomic_write_json(out / JSON_NAME, {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "columns": list(COLUMNS),
+        "rows_defined": {n: {"change": r.change, "kind": r.kind, "epochs": r.epochs, "lam": r.lam,
+                             "overrides": dict(r.overrides), "variant": r.variant} for n, r in ROWS.items()},
+        "selection_rule": "inside each row the experiment's rule: kind and p (and lambda where it has a grid) "
+                          "chosen on sections 00-02 only; no setting is chosen from this table",
+        "records": records, "provenance": provenance})
+
+
+def load_controlled(out: str | Path) -> dict:
+    """Read and check ``OUT/controlled.{csv,json}``: ``table`` (DataFrame), ``records``, ``provenance``.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: another schema version, other columns, or the CSV and JSON disagree.
+    """
+    import pandas as pd
+
+    out = Path(out)
+    js_path, csv_path = out / JSON_NAME, out / CSV_NAME
+    for p in (js_path, csv_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} does not exist; run `minasd controlled --out {out}` first")
+    js = json.loads(js_path.read_text())
+    if js.get("schema") != SCHEMA or js.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{js_path} has schema {js.get('schema')!r} v{js.get('schema_version')}; this minasd reads "
+                         f"{SCHEMA!r} v{SCHEMA_VERSION}")
+    df = pd.read_csv(csv_path)
+    if tuple(df.columns) != COLUMNS:
+        raise ValueError(f"{csv_path} has columns {list(df.columns)}; the schema says {list(COLUMNS)}")
+    if len(df) != len(js["records"]):
+        raise ValueError(f"{csv_path} has {len(df)} lines, {js_path} {len(js['records'])} records")
+    return {"table": df, "records": js["records"], "provenance": js.get("provenance", {})}
+
+
+def format_controlled(table) -> str:
+    """The table as text: per type, one line per row (hmean in percent, accuracy as a fraction).
+
+    Args:
+        table: the DataFrame of ``controlled.csv`` (or :func:`load_controlled`'s dict).
+    """
+    import pandas as pd
+
+    df = table["table"] if isinstance(table, dict) else pd.DataFrame(table)
+    cols = {"row": "row", "method_dev_hmean": "dev", "baseline_dev_hmean": "dev base", "diff_dev_hmean": "dev diff",
+            "method_eval_hmean": "eval", "baseline_eval_hmean": "eval base", "diff_eval_hmean": "eval diff",
+            "method_eval_auc_subtle": "subtle", "method_eval_auc_gross": "gross", "val_section_acc": "sec acc",
+            "kind": "h", "p": "p", "wall_s": "wall s"}
+    lines = ["controlled experiments: hmean of AUC and pAUC (%) over sections 00-02 (dev) and 03-05 (eval); "
+             "method minus baseline; nothing here is a selection"]
+    for m in [t for t in MACHINE_TYPES if t in set(df["machine"])] + sorted(set(df["machine"]) - set(MACHINE_TYPES)):
+        part = df[df["machine"] == m][list(cols)].copy()
+        part["p"] = part["p"].map(lambda v: "-" if pd.isna(v) else str(int(v)))
+        part = part.rename(columns=cols)
+        lines.append(f"{m}:")
+        lines.append(part.to_string(index=False, float_format=lambda v: f"{v:.3g}" if abs(v) < 1 else f"{v:.1f}",
+                                    na_rep="-"))
+        for r in df[(df["machine"] == m) & df["detail"].fillna("").astype(str).str.len().gt(0)].itertuples():
+            lines.append(f"  {r.row}: {r.detail}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# the command
+# --------------------------------------------------------------------------------------
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    rel = os.path.relpath  # OUT names no machine's folders: paths relative to the working directory
+    parts = ["minasd controlled", f"--data {rel(args.data)}", f"--work {rel(args.work)}", f"--out {rel(args.out)}",
+             f"--profile {args.profile}", f"--lam {args.lam:g}", f"--seed {args.seed}"]
+    if args.rows:
+        parts.append("--rows " + " ".join(args.rows))
+    if args.machine_types:
+        parts.append("--machine-types " + " ".join(args.machine_types))
+    if args.epochs:
+        parts.append(f"--epochs {args.epochs}")
+    return " ".join(parts)
+
+
+def run_controlled(args: argparse.Namespace) -> int:
+    """Run ``minasd controlled`` (module docstring) and print :func:`format_controlled`."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    import multiprocessing as mp
+
+    from .data import index, protocol_clips
+    from .evaluate import data_manifest
+    from .profiles import get_profile
+    from .results import InlinePool, job_init, default_jobs
+    from .synth import find_manifest, read_labels
+
+    t_start = time.perf_counter()
+    rows = parse_rows(args.rows)
+    profile = get_profile(args.profile)
+    root, work, out = Path(args.data), Path(args.work), Path(args.out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist (pass --data)")
+    present = sorted(set(protocol_clips(index(root), "train")["machine"]))
+    types = args.machine_types or [m for m in MACHINE_TYPES if m in present] + sorted(set(present) - set(MACHINE_TYPES))
+    missing = [m for m in types if m not in present]
+    if missing:
+        raise ValueError(f"no training clips of {missing} under {root}; found {present}")
+    jobs = args.jobs or default_jobs(args.device)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    ctx = Context(root=root.resolve(), work=work.resolve(), profile=profile.name, epochs=args.epochs or profile.epochs,
+                  lam=float(args.lam), seed=args.seed, device=args.device, progress=not args.quiet)
+    labels = read_labels(root) if find_manifest(root) is not None else None
+
+    old = json.loads((out / JSON_NAME).read_text()) if (out / JSON_NAME).is_file() else {}
+    if old and old.get("schema_version") != SCHEMA_VERSION:
+        print(f"[controlled] {out / JSON_NAME} has schema v{old.get('schema_version')}: every line is recomputed")
+        old = {}
+    records = {(r["row"], r["machine"]): r for r in old.get("records", [])}
+    prov = old.get("provenance", {})
+    sigs = {n: signature(ctx, ROWS[n]) for n in rows}
+    todo = [(n, m) for n in rows for m in types
+            if (n, m) not in records or records[(n, m)].get("signature") != sigs[n]]
+    for n in rows:
+        for m in types:
+            if (n, m) not in todo:
+                print(f"[controlled] {n} {m}: up to date in {out / JSON_NAME}, skipped")
+
+    def provenance() -> dict:
+        wall = {}
+        for r in records.values():
+            wall[r["row"]] = round(wall.get(r["row"], 0.0) + float(r["line"].get("wall_s") or 0.0), 1)
+        prov.update({
+            "command": _command_line(args), "data": data_manifest(root), "data_root": os.path.relpath(root),
+            "profile": profile.to_dict(), "epochs": ctx.epochs, "lam": ctx.lam, "seed": ctx.seed,
+            "machine_types": sorted({r["machine"] for r in records.values()}), "git_commit": git_commit(),
+            "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                        "cpu_count": os.cpu_count(), "device": args.device},
+            "parallel": {"jobs": jobs, "threads_per_job": threads if jobs > 1 else None},
+            "wall_s_per_row": wall, "shared_baseline": f"{BASELINE_DIR}/ under --work (variants ['baseline'])",
+            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return prov
+
+    # tasks: the shared baseline of each type with work to do, then the rows; a row that needs the
+    # reference's model (or reuses its run: no_mixup) waits for the reference of its type
+    pending = [("baseline", None, m) for m in types if any(t[1] == m for t in todo)]
+    pending += [("row", n, m) for n, m in todo]
+    waits_for_ref = set(NEEDS_REFERENCE) | {n for n in ROWS if ROWS[n].variant not in ("proposed",)
+                                            and ROWS[n].kind == "train"}
+    bases: dict[str, dict] = {}
+    parts: dict[tuple[str, str], dict] = {}
+    print(f"[controlled] {len(todo)} (row, type) lines to compute: {todo}; {jobs} job(s) at a time"
+          + (f", {threads} thread(s) each; logs in {work / 'logs'}" if jobs > 1 else ""), flush=True)
+    pool = (ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=job_init,
+                                initargs=(threads,)) if jobs > 1 else InlinePool())
+    running: dict = {}
+
+    def ref_busy(m: str) -> bool:
+        keys = [("row", REFERENCE, m)]
+        return any(t in pending for t in keys) or any(t in running.values() for t in keys)
+
+    def flush() -> None:
+        for (n, m) in list(parts):
+            if m in bases:
+                part = parts.pop((n, m))
+                line = assemble(ROWS[n], m, part, bases[m], labels, ctx.seed)
+                records[(n, m)] = {"row": n, "machine": m, "signature": sigs[n], "line": line,
+                                   "selected": part.get("selected"), "training": part.get("training"),
+                                   "run": part.get("run"), "detail": part.get("detail"),
+                                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                write_table(out, list(records.values()), provenance())
+                print(f"[controlled] {n} {m}: eval hmean {line['method_eval_hmean']} vs baseline "
+                      f"{line['baseline_eval_hmean']}; {line['wall_s']} s; wrote {out / CSV_NAME}", flush=True)
+
+    with pool:
+        while pending or running:
+            for task in list(pending):
+                if len(running) >= jobs:
+                    break
+                kind, n, m = task
+                if kind == "row" and n in waits_for_ref and n != REFERENCE and ref_busy(m):
+                    continue
+                pending.remove(task)
+                log = str(work / "logs" / f"{n or 'baseline'}_{m}.log") if jobs > 1 else None
+                print(f"[controlled] {n or 'baseline'} {m}: started" + (f" (log {log})" if log else ""), flush=True)
+                running[pool.submit(_run_task, kind, ctx, n, m, log)] = task
+            if not running:  # only rows waiting for a reference that is neither pending nor running
+                raise RuntimeError(f"tasks {pending} wait for a reference row that is not scheduled")
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                kind, n, m = running.pop(fut)
+                if kind == "baseline":
+                    bases[m] = fut.result()
+                else:
+                    parts[(n, m)] = fut.result()
+            flush()
+    prov = provenance()
+    prov.setdefault("invocations", []).append({"wall_s": round(time.perf_counter() - t_start, 1), "rows": rows,
+                                               "machine_types": types, "computed": [list(t) for t in todo],
+                                               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    write_table(out, list(records.values()), prov)
+    print(format_controlled(load_controlled(out)))
+    return 0
+
+
+def add_controlled_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``minasd controlled``."""
+    parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root (e.g. the synthetic "
+                        "protocol set made by `minasd results` under its --work)")
+    parser.add_argument("--work", required=True, type=Path,
+                        help="experiment folders of the rows and the shared baseline (not committed)")
+    parser.add_argument("--out", required=True, type=Path, help="controlled.csv and controlled.json (committed)")
+    parser.add_argument("--machine-types", nargs="+", default=None, help="types (default: all present)")
+    parser.add_argument("--rows", nargs="+", default=None,
+                        help=f"rows to compute (default all): {', '.join(ROWS)}")
+    parser.add_argument("--lam", type=float, default=10.0,
+                        help="lambda of the reference (default 10: the seed-0 choice on sections 00-02 for fan; "
+                             "it must come from a choice on 00-02)")
+    parser.add_argument("--profile", default="cpu", help="training profile of the reference (default cpu)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the profile's epochs (quick runs; the epochs_* rows keep theirs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="tasks at once, the cores shared among them (default: 2 on a CPU with 2+ cores, "
+                             "1 on a GPU)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+__all__ = ["ROWS", "RowSpec", "COLUMNS", "parse_rows", "assemble", "whole_clip_part", "section_distance_part",
+           "section_param_distance", "embedding_section_accuracy", "baseline_on_clips", "load_controlled",
+           "format_controlled", "add_controlled_arguments", "run_controlled"]

@@ -1,0 +1,139 @@
+"""`minasd controlled`: one line per (row, type), values in range, resume without retraining, clear errors."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from minasd import cli
+from minasd.controlled import (COLUMNS, ROWS, embedding_section_accuracy, load_controlled, parse_rows,
+                               section_param_distance)
+
+ROWS_RUN = ["reference", "clips_15", "whole_clip", "section_distance"]
+N_TRAIN = 20  # per section: 2 held-out clips (10 %), so h can be fitted on clip means; clips_15 really cuts
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    """A tiny synthetic set with 20 training clips per section (fan + pump, 3 s clips), the four rows
+    on fan, 1 epoch, two jobs (the rows that need the reference wait for it)."""
+    from minasd import synth
+
+    base = tmp_path_factory.mktemp("controlled")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(synth.SIZES, "ctl_test", synth.SizeSpec(N_TRAIN, 3, 3, 3.0))
+        root = synth.make_dataset(base / "data", size="ctl_test", workers=1, progress=False,
+                                  machine_types=["fan", "pump"])
+    # run from the folder, as from a checkout: paths relative to it (what OUT may name)
+    args = ["controlled", "--data", "data", "--work", "work", "--out", "out",
+            "--machine-types", "fan", "--rows", *ROWS_RUN, "--epochs", "1", "--jobs", "2", "--quiet"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(base)
+        assert cli.main(args) == 0
+    return root, base, args
+
+
+def test_table_has_the_rows_asked_with_values_in_range(micro):
+    root, base, _ = micro
+    loaded = load_controlled(base / "out")
+    df = loaded["table"]
+    assert tuple(df.columns) == COLUMNS
+    assert list(df["row"]) == ROWS_RUN and set(df["machine"]) == {"fan"}
+    for who in ("method", "baseline"):
+        for role in ("dev", "eval"):
+            for m in ("auc", "pauc", "hmean"):
+                col = df[f"{who}_{role}_{m}"]
+                assert col.notna().all() and col.between(0, 100).all(), f"{who}_{role}_{m}"
+    for role in ("dev", "eval"):
+        np.testing.assert_allclose(df[f"diff_{role}_hmean"], df[f"method_{role}_hmean"] - df[f"baseline_{role}_hmean"],
+                                   atol=1e-3)  # the CSV keeps 6 significant digits
+    for c in ("method_eval_auc_subtle", "method_eval_auc_gross", "baseline_eval_auc_subtle", "baseline_eval_auc_gross"):
+        assert df[c].between(0, 100).all()  # synthetic data: severity classes known
+    assert df["val_section_acc"].between(0, 1).all() and (df["wall_s"] > 0).all()
+    assert set(df["kind"]) <= {"gmm", "lof"} and (df["lam"] == 10.0).all()
+    # the baseline does not depend on the row: one shared computation
+    assert df["baseline_eval_hmean"].nunique() == 1
+
+
+def test_rows_do_what_they_say(micro):
+    root, base, _ = micro
+    df = load_controlled(base / "out")["table"].set_index("row")
+    ref, clips, whole, dist = (df.loc[r] for r in ROWS_RUN)
+    assert ref["train_clips_per_section"] == N_TRAIN and clips["train_clips_per_section"] == 15
+    assert pd.notna(clips["baseline_same_clips_eval_hmean"]) and pd.isna(ref["baseline_same_clips_eval_hmean"])
+    # whole_clip: the reference's model (same section accuracy), h on one mean per held-out clip (2 per section)
+    assert whole["variant"] == "proposed_clip_mean" and whole["val_section_acc"] == ref["val_section_acc"]
+    assert int(whole["p"]) <= 2 and "held-out clips per section [2]" in whole["detail"]
+    # section_distance: the reference's numbers next to the sections' separability
+    for c in ("method_eval_hmean", "method_dev_hmean", "val_section_acc", "kind", "p"):
+        assert dist[c] == ref[c]
+    assert 0 <= dist["emb_section_acc"] <= 1 and "00-01" in dist["detail"]  # fan's closest products
+    rec = next(r for r in load_controlled(base / "out")["records"] if r["row"] == "section_distance")
+    assert rec["detail"]["params"]["nearest"]["pair"] == "00-01"
+
+
+def test_baseline_on_all_clips_equals_the_experiments_baseline(micro):
+    from minasd.controlled import baseline_on_clips
+
+    root, base, _ = micro
+    shared = json.loads((base / "work" / "baseline" / "results" / "types" / "fan.json").read_text())
+    want = {r["section"]: (r["auc"], r["pauc"]) for r in shared["sections"] if r["variant"] == "baseline"}
+    got = baseline_on_clips(root, "fan", None, seed=0, cache=base / "work" / "baseline" / "features" / "fan.npz")
+    assert sorted(r["section"] for r in got) == sorted(want)
+    for r in got:
+        assert (r["auc"], r["pauc"]) == pytest.approx(want[r["section"]])
+
+
+def test_provenance_and_no_absolute_paths(micro):
+    root, base, _ = micro
+    text = (base / "out" / "controlled.json").read_text()
+    assert str(base) not in text and str(base) not in (base / "out" / "controlled.csv").read_text()
+    prov = json.loads(text)["provenance"]
+    assert prov["data"]["synthetic"] and prov["profile"]["name"] == "cpu" and prov["seed"] == 0
+    assert prov["git_commit"] and prov["command"].startswith("minasd controlled")
+    assert set(prov["wall_s_per_row"]) == set(ROWS_RUN) and not prov["data_root"].startswith("/")
+
+
+def test_bad_row_names_give_a_clear_error(micro, capsys, monkeypatch):
+    root, base, args = micro
+    monkeypatch.chdir(base)
+    with pytest.raises(ValueError, match=r"unknown rows \['nope'\]"):
+        parse_rows(["reference", "nope"])
+    assert parse_rows(None) == list(ROWS) and parse_rows(["lam_1,reference"]) == ["reference", "lam_1"]
+    bad = args[: args.index("--rows") + 1] + ["reference", "nope"] + ["--epochs", "1", "--quiet"]
+    assert cli.main(bad) == 1
+    err = capsys.readouterr().err
+    assert "unknown rows ['nope']" in err and "whole_clip" in err and "Traceback" not in err
+
+
+def test_a_rerun_skips_finished_rows_even_without_the_work_folder(micro, capsys, monkeypatch):
+    """Nothing is trained again: with the work folder present the checkpoints stay untouched, and with
+    it gone (a new checkout) the committed OUT alone lets every line be skipped."""
+    root, base, args = micro
+    monkeypatch.chdir(base)
+    out, work = base / "out", base / "work"
+    before = (out / "controlled.csv").read_text()
+    ck = work / "rows" / "reference" / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt"
+    mtime = ck.stat().st_mtime_ns
+    capsys.readouterr()
+    one_job = args[: args.index("--jobs")] + ["--jobs", "1", "--quiet"]
+    assert cli.main(one_job) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("up to date") == len(ROWS_RUN) and "started" not in printed
+    assert ck.stat().st_mtime_ns == mtime and (out / "controlled.csv").read_text() == before
+    shutil.rmtree(work)
+    assert cli.main(one_job) == 0
+    assert not work.exists() and (out / "controlled.csv").read_text() == before
+
+
+def test_section_param_distance_and_embedding_accuracy():
+    d = section_param_distance("fan", [0, 1, 2, 3, 4, 5])
+    assert d["pairs"]["00-01"]["differing"]["f_rot"] == pytest.approx(1 / 25, abs=1e-4)
+    assert d["nearest"]["distance"] == min(p["distance"] for p in d["pairs"].values())
+    assert 0 < d["ranges"]["f_rot"] < 1
+    rng = np.random.default_rng(0)
+    same = embedding_section_accuracy(rng.normal(size=(60, 8)), np.repeat([0, 1, 2], 20))
+    apart = embedding_section_accuracy(np.concatenate([rng.normal(10 * k, 1, (20, 8)) for k in range(3)]),
+                                       np.repeat([0, 1, 2], 20))
+    assert apart["accuracy"] == 1.0 and same["accuracy"] < 0.7 and apart["separation"] > same["separation"]
