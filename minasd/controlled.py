@@ -36,8 +36,9 @@ Rows (:data:`ROWS`; ``--rows`` picks a subset, in any order):
 * ``no_mixup``: the experiment's "w/o Mixup" variant trained at ``--lam``.  Its proposed
   run (needed by the experiment) is copied from the reference row when that run exists
   with the same settings, so it is not trained twice.
-* ``lam_0.1``, ``lam_1``: lambda 0.1 / 1 (these rows equal ``reference`` when ``--lam``
-  takes their value).
+* ``lam_0.1``, ``lam_1``, ``lam_10``: lambda 0.1 / 1 / 10.  The row whose value is ``--lam``
+  equals ``reference``: its run is copied from the reference row, not retrained (leave it out
+  with ``--rows``).
 * ``whole_clip``: no training.  The reference row's model; each clip is represented by the
   **mean of its S = 10 segment embeddings**, h is fitted on the held-out clips' means, and
   the clip score is h's score of the mean (no aggregation).  Kind and p are chosen on
@@ -83,6 +84,11 @@ Output (``OUT`` is meant to be committed; every path in it is relative):
   (:func:`minasd.evaluate.data_manifest`), the profile, seed, lambda, git commit, the
   machine, wall time per row.  Rewritten (atomically) after every finished line: the
   resume unit is one (row, type); a rerun skips the lines whose settings are unchanged.
+
+Runs that already exist with the same settings (``--reuse-runs DIR``: e.g. the seed folder of
+``minasd results`` on the same data, seed and profile, which holds proposed runs at lambda 0.1
+and 10 and the ablations at the chosen lambda) are copied instead of retrained; ``detail`` says
+which.
 
 Cost at the cpu profile on the ``protocol`` set (per type, 2 threads): a training row
 about 150 s of training + 55 s of embeddings + selection; ``epochs_40`` twice the training,
@@ -170,6 +176,7 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in (
     RowSpec("no_mixup", "trained without Mixup", variant="no_mixup"),
     RowSpec("lam_0.1", "lambda 0.1", lam=0.1),
     RowSpec("lam_1", "lambda 1", lam=1.0),
+    RowSpec("lam_10", "lambda 10", lam=10.0),
     RowSpec("whole_clip", "reference model; h on the clip-mean embedding instead of segments + aggregation",
             kind="whole_clip", variant="proposed_clip_mean"),
     RowSpec("section_distance", "reference numbers next to how far apart the sections are", kind="section_distance"),
@@ -188,6 +195,7 @@ class Context:
     seed: int
     device: str
     progress: bool
+    reuse: tuple[Path, ...] = ()
 
     def experiment_kwargs(self, row: RowSpec, machine: str) -> dict:
         """Arguments of :func:`minasd.experiment.experiment` for one training row and type."""
@@ -292,32 +300,66 @@ def _experiment_part(out_dir: Path, machine: str, variant: str, work: Path) -> d
             "run": os.path.relpath(run_dir, work), "detail": {}}
 
 
-def _reuse_reference_run(ctx: Context, row: RowSpec, machine: str) -> str | None:
-    """Copy the reference row's finished proposed run into ``row``'s folder when the settings are the same
-    (the ``no_mixup`` row's experiment needs a proposed run first); returns a note, or None."""
-    from .experiment import run_name
+#: TrainConfig fields that do not change what a run learns (compared apart or not at all).
+_RUN_FIELDS_IGNORED = ("out_dir", "progress", "num_workers", "data_root", "device")
+
+
+def _same_finished_run(src: Path, want: dict, root: Path, device: str) -> bool:
+    """True when ``src`` is a finished training run whose configuration is ``want`` (every field that
+    changes what is learned; the data root compared resolved, the device after resolving ``auto``)."""
+    from .train import TrainConfig, resolve_device
+
+    meta = src / "run.json"
+    if not meta.is_file() or json.loads(meta.read_text()).get("status") != "finished":
+        return False
+    have = TrainConfig.from_yaml(src / "config.yaml").to_dict()
+    if Path(have["data_root"]).resolve() != Path(root).resolve():
+        return False
+    if resolve_device(have["device"]).type != resolve_device(device).type:
+        return False
+    return all(have.get(k) == v for k, v in want.items() if k not in _RUN_FIELDS_IGNORED)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as committed files may name it: relative to the working directory (a checkout), or only
+    its last four parts when it lies outside (no machine's folders in a committed file)."""
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else "<outside>/" + "/".join(Path(path).parts[-4:])
+
+
+def _reuse_runs(ctx: Context, row: RowSpec, machine: str) -> list[str]:
+    """Copy into ``row``'s experiment folder the finished runs it needs that already exist with the same
+    settings: in the reference row's folder (the ``no_mixup`` row's experiment needs a proposed run
+    first) or in the folders of ``ctx.reuse`` (experiment folders, such as a seed of ``minasd results``).  A copied
+    run is the same training, not a retraining; returns one note per copied run (recorded in ``detail``)."""
+    from .experiment import TRAINED, run_name
     from .train import TrainConfig
 
-    kw, ref_kw = ctx.experiment_kwargs(row, machine), ctx.experiment_kwargs(ROWS[REFERENCE], machine)
-    if any(kw[k] != ref_kw[k] for k in ("epochs", "grid_lam", "seed", "train_overrides", "device")):
-        return None
-    name = run_name("proposed", kw["grid_lam"][0])
-    src = Path(ref_kw["out_dir"]) / "runs" / machine / name
-    dst = Path(kw["out_dir"]) / "runs" / machine / name
-    meta = src / "run.json"
-    if dst.exists() or not meta.is_file() or json.loads(meta.read_text()).get("status") != "finished":
-        return None
-    cfg = TrainConfig.from_yaml(src / "config.yaml")
-    want = {"epochs": kw["epochs"], "lam": kw["grid_lam"][0], "seed": ctx.seed, "mixup": True, "machine_loss": True,
-            "data_root": str(Path(ctx.root).resolve()), **kw["train_overrides"]}
-    if any(getattr(cfg, k) != v for k, v in want.items()):
-        return None
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    tmp.rename(dst)
-    return f"proposed run copied from {os.path.relpath(src, ctx.work)} (same settings), not retrained"
+    kw = ctx.experiment_kwargs(row, machine)
+    sources = [ctx.work / ROWS_DIR / REFERENCE] + [Path(d) for d in ctx.reuse]
+    notes = []
+    for variant in kw["variants"]:
+        for lam in kw["grid_lam"]:
+            name = run_name(variant, lam)
+            dst = Path(kw["out_dir"]) / "runs" / machine / name
+            if dst.exists():
+                continue
+            want = TrainConfig(machine_type=machine, data_root=str(ctx.root), out_dir=str(dst), epochs=kw["epochs"],
+                               lam=float(lam), device=ctx.device, seed=ctx.seed, **kw["train_overrides"],
+                               **TRAINED[variant]).to_dict()
+            for src_root in sources:
+                src = src_root / "runs" / machine / name
+                if src.resolve() == dst.resolve() or not _same_finished_run(src, want, ctx.root, ctx.device):
+                    continue
+                tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copytree(src, tmp)
+                tmp.rename(dst)
+                notes.append(f"{name} copied from {_shown_path(src)} (same settings), not retrained")
+                break
+    return notes
 
 
 def _clip_mean(embs):
@@ -566,12 +608,12 @@ def method_part(ctx: Context, row_name: str, machine: str) -> dict:
     elif row.kind == "section_distance":
         part = section_distance_part(ctx, machine)
     else:
-        note = _reuse_reference_run(ctx, row, machine) if row.variant != "proposed" else None
+        notes = _reuse_runs(ctx, row, machine)
         kw = ctx.experiment_kwargs(row, machine)
         experiment(**kw)
         part = _experiment_part(Path(kw["out_dir"]), machine, row.variant, ctx.work)
-        if note:
-            part["detail"]["reused"] = note
+        if notes:
+            part["detail"]["reused"] = "; ".join(notes)
         if "max_train_clips_per_section" in row.overrides:
             split = json.loads((ctx.work / part["run"] / "split.json").read_text())
             part["baseline_same_clips"] = baseline_on_clips(
@@ -725,6 +767,52 @@ def load_controlled(out: str | Path) -> dict:
     return {"table": df, "records": js["records"], "provenance": js.get("provenance", {})}
 
 
+def load_controlled_tables(parent: str | Path) -> dict | None:
+    """Every committed controlled table under ``parent`` (``parent`` itself or its sub-folders, e.g.
+    ``results/controlled/<type>/``), concatenated: ``table`` (DataFrame with a ``source`` column naming
+    the folder), ``provenance`` (folder name -> provenance); None when there is none.
+
+    Raises:
+        ValueError: a table is broken (:func:`load_controlled`), or two tables hold the same (row, type).
+    """
+    import pandas as pd
+
+    parent = Path(parent)
+    folders = [parent] if (parent / JSON_NAME).is_file() else sorted(d for d in parent.glob("*") if (d / JSON_NAME).is_file())
+    if not folders:
+        return None
+    parts, prov = [], {}
+    for d in folders:
+        loaded = load_controlled(d)
+        parts.append(loaded["table"].assign(source=d.name))
+        prov[d.name] = loaded["provenance"]
+    table = pd.concat(parts, ignore_index=True)
+    dup = table[table.duplicated(["row", "machine"], keep=False)]
+    if len(dup):
+        raise ValueError(f"{parent}: (row, type) lines in more than one table: "
+                         f"{sorted(set(zip(dup['row'], dup['machine'], dup['source'])))}")
+    return {"table": table, "provenance": prov}
+
+
+def controlled_label(prov: Mapping) -> str:
+    """One caption line for a controlled table: data, profile, seed, lambda, machine.
+
+    >>> controlled_label({"data": {"synthetic": True, "generator_version": "1.2", "size": "protocol", "seed": 0},
+    ...                   "profile": {"name": "cpu", "backbone": "mobilenetv3_small_050"}, "epochs": 20,
+    ...                   "seed": 0, "lam": 10.0, "machine": {"cpu_count": 2, "device": "cpu"}})
+    'SYNTHETIC data (minasd.synth v1.2, size protocol, data seed 0; not DCASE); profile cpu (mobilenetv3_small_050, 20 epochs) unless the row changes it; training seed 0 (one seed: differences of a few points are within seed spread); reference lambda 10; 2 CPU cores (cpu)'
+    """
+    data = prov.get("data") or {}
+    what = (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {data.get('size')}, data seed "
+            f"{data.get('seed')}; not DCASE)" if data.get("synthetic") else "real DCASE 2021 Task 2 data")
+    profile = prov.get("profile") or {}
+    machine = prov.get("machine") or {}
+    return (f"{what}; profile {profile.get('name')} ({profile.get('backbone') or 'efficientnet_b0'}, "
+            f"{prov.get('epochs')} epochs) unless the row changes it; training seed {prov.get('seed')} (one seed: "
+            f"differences of a few points are within seed spread); reference lambda {prov.get('lam'):g}; "
+            f"{machine.get('cpu_count')} CPU cores ({machine.get('device')})")
+
+
 def format_controlled(table) -> str:
     """The table as text: per type, one line per row (hmean in percent, accuracy as a fraction).
 
@@ -767,6 +855,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts.append("--machine-types " + " ".join(args.machine_types))
     if args.epochs:
         parts.append(f"--epochs {args.epochs}")
+    if args.reuse_runs:
+        parts.append("--reuse-runs " + " ".join(_shown_path(Path(d).resolve()) for d in args.reuse_runs))
     return " ".join(parts)
 
 
@@ -797,7 +887,11 @@ def run_controlled(args: argparse.Namespace) -> int:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     threads = max(1, (os.cpu_count() or 1) // jobs)
     ctx = Context(root=root.resolve(), work=work.resolve(), profile=profile.name, epochs=args.epochs or profile.epochs,
-                  lam=float(args.lam), seed=args.seed, device=args.device, progress=not args.quiet)
+                  lam=float(args.lam), seed=args.seed, device=args.device, progress=not args.quiet,
+                  reuse=tuple(Path(d).resolve() for d in (args.reuse_runs or ())))
+    for d in ctx.reuse:
+        if not (d / "runs").is_dir():
+            raise FileNotFoundError(f"--reuse-runs {d}: not an experiment folder (no runs/ in it)")
     labels = read_labels(root) if find_manifest(root) is not None else None
 
     old = json.loads((out / JSON_NAME).read_text()) if (out / JSON_NAME).is_file() else {}
@@ -833,8 +927,8 @@ def run_controlled(args: argparse.Namespace) -> int:
     # reference's model (or reuses its run: no_mixup) waits for the reference of its type
     pending = [("baseline", None, m) for m in types if any(t[1] == m for t in todo)]
     pending += [("row", n, m) for n, m in todo]
-    waits_for_ref = set(NEEDS_REFERENCE) | {n for n in ROWS if ROWS[n].variant not in ("proposed",)
-                                            and ROWS[n].kind == "train"}
+    waits_for_ref = set(NEEDS_REFERENCE) | {n for n in ROWS if ROWS[n].kind == "train" and (
+        ROWS[n].variant != "proposed" or (ROWS[n].lam is not None and float(ROWS[n].lam) == ctx.lam))}
     bases: dict[str, dict] = {}
     parts: dict[tuple[str, str], dict] = {}
     print(f"[controlled] {len(todo)} (row, type) lines to compute: {todo}; {jobs} job(s) at a time"
@@ -905,6 +999,9 @@ def add_controlled_arguments(parser: argparse.ArgumentParser) -> None:
                         help="lambda of the reference (default 10: the seed-0 choice on sections 00-02 for fan; "
                              "it must come from a choice on 00-02)")
     parser.add_argument("--profile", default="cpu", help="training profile of the reference (default cpu)")
+    parser.add_argument("--reuse-runs", nargs="+", type=Path, default=None, metavar="DIR",
+                        help="experiment folders (e.g. a seed folder of `minasd results --work`) whose finished "
+                             "runs are copied instead of retrained when their settings are the row's")
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the profile's epochs (quick runs; the epochs_* rows keep theirs)")
     parser.add_argument("--seed", type=int, default=0)
@@ -915,6 +1012,6 @@ def add_controlled_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
-__all__ = ["ROWS", "RowSpec", "COLUMNS", "parse_rows", "assemble", "whole_clip_part", "section_distance_part",
+__all__ = ["ROWS", "RowSpec", "COLUMNS", "parse_rows", "load_controlled_tables", "controlled_label", "assemble", "whole_clip_part", "section_distance_part",
            "section_param_distance", "embedding_section_accuracy", "baseline_on_clips", "load_controlled",
            "format_controlled", "add_controlled_arguments", "run_controlled"]

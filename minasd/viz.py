@@ -586,3 +586,43 @@ def plot_kind_auc(table, *, caption: str, value: str = "auc", machine: str | Non
     ax.set(xlabel="variant", title=title or f"{label} by anomaly kind" + (f", {machines[0]}" if len(machines) == 1 else ""))
     fig.colorbar(im, ax=ax, label=label)
     return fig
+
+
+def plot_controlled(table, *, caption: str, machine: str) -> Figure:
+    """The controlled experiments of one machine type (``minasd controlled``): per row, the method's
+    harmonic mean minus the baseline's on sections 00-02 and 03-05 (left), and its AUC against the
+    subtle and the gross anomalies with the baseline's as dashed lines (right).
+
+    Args:
+        table: ``controlled.csv`` as a DataFrame (:func:`minasd.controlled.load_controlled_tables`).
+        machine: the machine type drawn.
+
+    Book: chapter 10 (why does the method lose?).
+    """
+    need = ["row", "machine", "diff_dev_hmean", "diff_eval_hmean", "method_eval_auc_subtle", "method_eval_auc_gross",
+            "baseline_eval_auc_subtle", "baseline_eval_auc_gross"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"plot_controlled: the table needs columns {need}; missing {missing}")
+    t = table[table["machine"] == machine]
+    if len(t) == 0:
+        raise ValueError(f"plot_controlled: no rows for machine type {machine!r}")
+    y = np.arange(len(t))[::-1]
+    fig, axes = _figure(caption, 9.0, 0.32 * len(t) + 1.9, ncols=2, sharey=True)
+    ax = axes[0, 0]
+    ax.barh(y + 0.2, t["diff_dev_hmean"], height=0.4, color="0.65", label="sections 00-02")
+    ax.barh(y - 0.2, t["diff_eval_hmean"], height=0.4, color="C0", label="sections 03-05")
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, list(t["row"]))
+    ax.set(xlabel="method minus baseline, hmean [points]", title=f"{machine}: against the baseline")
+    ax.legend(fontsize=7, loc="best")
+    ax = axes[0, 1]
+    for cls, colour, marker in (("subtle", "C2", "o"), ("gross", "C3", "s")):
+        ax.plot(t[f"method_eval_auc_{cls}"], y, marker, color=colour, label=f"{cls} (method)")
+        base = t[f"baseline_eval_auc_{cls}"].dropna()
+        if len(base):
+            ax.axvline(float(base.iloc[0]), color=colour, ls="--", lw=1, label=f"{cls} (baseline)")
+    ax.axvline(50, color="0.5", lw=0.8, ls=":")
+    ax.set(xlabel="AUC, sections 03-05 [%]", title="by anomaly class")
+    ax.legend(fontsize=7, loc="best")
+    return fig

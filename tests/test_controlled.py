@@ -107,6 +107,31 @@ def test_bad_row_names_give_a_clear_error(micro, capsys, monkeypatch):
     assert "unknown rows ['nope']" in err and "whole_clip" in err and "Traceback" not in err
 
 
+def test_runs_with_the_same_settings_are_copied_not_retrained(micro, capsys, monkeypatch):
+    """--reuse-runs: the reference of a second table comes from the first table's finished run (same
+    numbers, the copy named in detail); a run with other settings (the lam_1 row) is trained."""
+    root, base, args = micro
+    monkeypatch.chdir(base)
+    src = base / "work" / "rows" / "reference"
+    again = ["controlled", "--data", "data", "--work", "work_reuse", "--out", "out_reuse", "--machine-types", "fan",
+             "--rows", "reference", "lam_10", "--epochs", "1", "--jobs", "1", "--quiet", "--reuse-runs", str(src)]
+    assert cli.main(again) == 0
+    first = load_controlled(base / "out")["table"].set_index("row").loc["reference"]
+    second = load_controlled(base / "out_reuse")["table"].set_index("row")
+    for c in ("method_eval_hmean", "method_dev_hmean", "val_section_acc", "kind", "p", "train_s"):
+        assert second.loc["reference", c] == first[c], c
+        assert second.loc["lam_10", c] == first[c], c  # lambda 10 is --lam: the reference's run again
+    assert "proposed_lam10 copied from work/rows/reference/runs/fan/proposed_lam10" in second.loc["reference", "detail"]
+    text = (base / "out_reuse" / "controlled.json").read_text()
+    assert str(base) not in text and "--reuse-runs work/rows/reference" in json.loads(text)["provenance"]["command"]
+    copied = base / "work_reuse" / "rows" / "reference" / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt"
+    assert copied.read_bytes() == (src / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt").read_bytes()
+    with pytest.raises(FileNotFoundError, match="not an experiment folder"):
+        from minasd.controlled import run_controlled
+        from minasd.cli import build_parser
+        run_controlled(build_parser().parse_args(again[:-1] + [str(base / "data")]))
+
+
 def test_a_rerun_skips_finished_rows_even_without_the_work_folder(micro, capsys, monkeypatch):
     """Nothing is trained again: with the work folder present the checkpoints stay untouched, and with
     it gone (a new checkout) the committed OUT alone lets every line be skipped."""
@@ -137,3 +162,27 @@ def test_section_param_distance_and_embedding_accuracy():
     apart = embedding_section_accuracy(np.concatenate([rng.normal(10 * k, 1, (20, 8)) for k in range(3)]),
                                        np.repeat([0, 1, 2], 20))
     assert apart["accuracy"] == 1.0 and same["accuracy"] < 0.7 and apart["separation"] > same["separation"]
+
+
+def test_committed_tables_load_together_and_draw(micro, tmp_path):
+    """The book's view: every table under a folder, one figure per type; the same line twice is an error."""
+    from minasd import viz
+    from minasd.controlled import controlled_label, load_controlled_tables
+
+    root, base, _ = micro
+    assert load_controlled_tables(tmp_path) is None
+    one = load_controlled_tables(base / "out")
+    assert list(one["table"]["row"]) == ROWS_RUN and set(one["table"]["source"]) == {"out"}
+    label = controlled_label(one["provenance"]["out"])
+    assert label.startswith("SYNTHETIC data") and "training seed 0" in label and "lambda 10" in label
+    fig = viz.plot_controlled(one["table"], caption=label, machine="fan")
+    left, right = fig.axes[:2]
+    names = {float(y): t.get_text() for y, t in zip(left.get_yticks(), left.get_yticklabels())}
+    assert [names[y] for y in sorted(names, reverse=True)] == ROWS_RUN  # first row on top
+    assert len(right.get_lines()) >= 2
+    with pytest.raises(ValueError, match="pump"):
+        viz.plot_controlled(one["table"], caption=label, machine="pump")
+    for name in ("a", "b"):
+        shutil.copytree(base / "out", tmp_path / name)
+    with pytest.raises(ValueError, match="more than one table"):
+        load_controlled_tables(tmp_path)
