@@ -315,7 +315,10 @@ def _same_finished_run(src: Path, want: dict, root: Path, device: str) -> bool:
     have = TrainConfig.from_yaml(src / "config.yaml").to_dict()
     if Path(have["data_root"]).resolve() != Path(root).resolve():
         return False
-    if resolve_device(have["device"]).type != resolve_device(device).type:
+    try:
+        if resolve_device(have["device"]).type != resolve_device(device).type:
+            return False
+    except ValueError:  # a CUDA run found on a machine without CUDA: not the same run here
         return False
     return all(have.get(k) == v for k, v in want.items() if k not in _RUN_FIELDS_IGNORED)
 
@@ -797,20 +800,20 @@ def load_controlled_tables(parent: str | Path) -> dict | None:
 def controlled_label(prov: Mapping) -> str:
     """One caption line for a controlled table: data, profile, seed, lambda, machine.
 
-    >>> controlled_label({"data": {"synthetic": True, "generator_version": "1.2", "size": "protocol", "seed": 0},
-    ...                   "profile": {"name": "cpu", "backbone": "mobilenetv3_small_050"}, "epochs": 20,
-    ...                   "seed": 0, "lam": 10.0, "machine": {"cpu_count": 2, "device": "cpu"}})
-    'SYNTHETIC data (minasd.synth v1.2, size protocol, data seed 0; not DCASE); profile cpu (mobilenetv3_small_050, 20 epochs) unless the row changes it; training seed 0 (one seed: differences of a few points are within seed spread); reference lambda 10; 2 CPU cores (cpu)'
+    >>> controlled_label({"data": {"synthetic": True, "generator_version": "1.2", "size": "nope", "seed": 0},
+    ...                   "profile": {"name": "cpu", "backbone": "mobilenetv3_small_050", "batch_size": 32},
+    ...                   "epochs": 20, "seed": 0, "lam": 10.0, "machine": {"cpu_count": 2, "device": "cpu"}}
+    ...                  ).split(") unless ")[1]
+    'the row changes it; training seed 0 (one seed: differences of a few points are within seed spread); reference lambda 10; sections 03-05 reported, h chosen on 00-02; 2 CPU cores (cpu).'
     """
-    data = prov.get("data") or {}
-    what = (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {data.get('size')}, data seed "
-            f"{data.get('seed')}; not DCASE)" if data.get("synthetic") else "real DCASE 2021 Task 2 data")
-    profile = prov.get("profile") or {}
+    from .summary_view import data_label, profile_label
+
     machine = prov.get("machine") or {}
-    return (f"{what}; profile {profile.get('name')} ({profile.get('backbone') or 'efficientnet_b0'}, "
-            f"{prov.get('epochs')} epochs) unless the row changes it; training seed {prov.get('seed')} (one seed: "
-            f"differences of a few points are within seed spread); reference lambda {prov.get('lam'):g}; "
-            f"{machine.get('cpu_count')} CPU cores ({machine.get('device')})")
+    run = profile_label(prov)
+    return (f"{data_label(prov.get('data') or {})}. {run[0].upper()}{run[1:]} unless the row changes it; training seed "
+            f"{prov.get('seed')} (one seed: differences of a few points are within seed spread); reference lambda "
+            f"{prov.get('lam'):g}; sections 03-05 reported, h chosen on 00-02; {machine.get('cpu_count')} CPU cores "
+            f"({machine.get('device')}).")
 
 
 def format_controlled(table) -> str:

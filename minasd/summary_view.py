@@ -119,6 +119,35 @@ def _seed_words(seeds: Sequence[int]) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
 
 
+def data_label(data: Mapping) -> str:
+    """Which data a result comes from, from a data manifest (:func:`minasd.evaluate.data_manifest`).
+
+    >>> data_label({"synthetic": True, "generator_version": "1.2", "size": "nope", "seed": 0})
+    "SYNTHETIC data (minasd.synth v1.2, size nope; data seed 0; not DCASE), so never a reproduction of the paper's numbers"
+    """
+    from .synth import SIZES
+
+    if not data.get("synthetic"):
+        return "real DCASE 2021 Task 2 data"
+    size = data.get("size")
+    spec = SIZES.get(size)
+    counts = (f": {spec.n_train} training clips per section, test sections of {spec.n_test_normal} normal + "
+              f"{spec.n_test_anomaly} anomalous clips" if spec else "")
+    return (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {size}{counts}; data seed "
+            f"{data.get('seed')}; not DCASE), so never a reproduction of the paper's numbers")
+
+
+def profile_label(prov: Mapping) -> str:
+    """The training profile of a provenance record: name, encoder, epochs, batch."""
+    from .book import backbone_label
+
+    profile = prov.get("profile") or {}
+    epochs = prov.get("epochs") or profile.get("epochs")
+    batch = profile.get("batch_size")
+    return (f"profile {profile.get('name', '?')} ({backbone_label(profile.get('backbone'))}; {epochs} epochs"
+            + (f", batch {batch}" if batch else "") + ")")
+
+
 def summary_label(prov: Mapping, machine_types: Sequence[str] | None = None) -> str:
     """One caption line for anything drawn from a results summary.
 
@@ -135,24 +164,8 @@ def summary_label(prov: Mapping, machine_types: Sequence[str] | None = None) -> 
     ...                "epochs": 20, "seeds": {"0": {"variants": ["proposed"]}}}).split(":")[0]
     'SYNTHETIC data (minasd.synth v1.2, size protocol'
     """
-    from .book import backbone_label
-    from .synth import SIZES
-
-    data = prov.get("data") or {}
-    if data.get("synthetic"):
-        size = data.get("size")
-        spec = SIZES.get(size)
-        counts = (f": {spec.n_train} training clips per section, test sections of {spec.n_test_normal} normal + "
-                  f"{spec.n_test_anomaly} anomalous clips" if spec else "")
-        what = (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {size}{counts}; data seed "
-                f"{data.get('seed')}; not DCASE), so never a reproduction of the paper's numbers")
-    else:
-        what = "real DCASE 2021 Task 2 data"
-    profile = prov.get("profile") or {}
-    epochs = prov.get("epochs") or profile.get("epochs")
-    batch = profile.get("batch_size")
-    run = (f"profile {profile.get('name', '?')} ({backbone_label(profile.get('backbone'))}; {epochs} epochs"
-           + (f", batch {batch}" if batch else "") + ")")
+    what = data_label(prov.get("data") or {})
+    run = profile_label(prov)
     groups: dict[tuple, list[str]] = {}
     for v, s in seeds_by_variant(prov).items():
         groups.setdefault(tuple(s), []).append(v)

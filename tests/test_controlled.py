@@ -109,7 +109,8 @@ def test_bad_row_names_give_a_clear_error(micro, capsys, monkeypatch):
 
 def test_runs_with_the_same_settings_are_copied_not_retrained(micro, capsys, monkeypatch):
     """--reuse-runs: the reference of a second table comes from the first table's finished run (same
-    numbers, the copy named in detail); a run with other settings (the lam_1 row) is trained."""
+    numbers, the copy named in detail; lam_10 at --lam 10 is that run too); a run is copied only when
+    every setting that changes what is learned is the same."""
     root, base, args = micro
     monkeypatch.chdir(base)
     src = base / "work" / "rows" / "reference"
@@ -126,6 +127,18 @@ def test_runs_with_the_same_settings_are_copied_not_retrained(micro, capsys, mon
     assert str(base) not in text and "--reuse-runs work/rows/reference" in json.loads(text)["provenance"]["command"]
     copied = base / "work_reuse" / "rows" / "reference" / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt"
     assert copied.read_bytes() == (src / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt").read_bytes()
+    from minasd.controlled import _same_finished_run
+    from minasd.train import TrainConfig
+
+    run = src / "runs" / "fan" / "proposed_lam10"
+    want = TrainConfig.from_yaml(run / "config.yaml").to_dict()
+    assert _same_finished_run(run, dict(want, out_dir="elsewhere", progress=False), root, "cpu")
+    for change in ({"epochs": 2}, {"lam": 1.0}, {"seed": 1}, {"mixup": False}, {"backbone": "mobilenetv3_small_100"},
+                   {"max_train_clips_per_section": 15}):
+        assert not _same_finished_run(run, dict(want, **change), root, "cpu"), change
+    assert not _same_finished_run(run, want, base / "elsewhere", "cpu")  # other data
+    assert not _same_finished_run(run, want, root, "cuda")  # not a CUDA run (and no CUDA here: no crash)
+    assert not _same_finished_run(src / "runs" / "fan" / "missing", want, root, "cpu")
     with pytest.raises(FileNotFoundError, match="not an experiment folder"):
         from minasd.controlled import run_controlled
         from minasd.cli import build_parser
