@@ -2,7 +2,8 @@
 
 Modes:
 
-  python benchmarks/bench_train.py --device cpu                 # CPU: old vs new path, B0, batch 32, 2 threads
+  python benchmarks/bench_train.py --device cpu --out benchmarks/results/train_cpu.txt
+        # CPU: old vs new path, B0, batch 32, 2 threads
   python benchmarks/bench_train.py --device cuda [--compile]    # GPU: the same comparison at batch 128
   python benchmarks/bench_train.py --device cuda --concurrent 7 --seconds 120
         # GPU: 7 machine types trained at once (new path) on full-size data (7 x 6000 clips x 10 s
@@ -384,6 +385,7 @@ def main(argv=None) -> None:
     p.add_argument("--seconds", type=float, default=120.0, help="timed part of --concurrent")
     p.add_argument("--table1-batch", action="store_true", help="--concurrent: each type at its Table I batch size")
     p.add_argument("--tmp", type=Path, default=None, help="folder for the temporary store (default: system temp)")
+    p.add_argument("--out", type=Path, default=None, help="also write the report to this file (atomically)")
     args = p.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)
     device = torch.device(args.device)
@@ -402,6 +404,10 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_train_", dir=args.tmp) as tmp:
         lines += concurrent(args, device, Path(tmp)) if args.concurrent else step_comparison(args, device, Path(tmp))
     print("\n".join(lines))
+    if args.out is not None:
+        from minasd.io_utils import atomic_write_text
+
+        atomic_write_text(args.out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -44,12 +44,18 @@ Layout of ``OUT``::
     OUT/results/types/<type>.json              everything of one type (resume unit)
     OUT/results/scores/<type>.csv              per labelled test clip (all sections): machine, section, clip,
                                                label, variant, seed, score (:data:`SCORE_COLUMNS`)
+    OUT/dcase/<variant>/                       the official DCASE 2021 result files of every type
+                                               (anomaly_score_<type>_section_<XX>_<domain>_test.csv,
+                                               decision_result_...), copied from the chosen run of each type:
+                                               a "team folder" for the official evaluator (:func:`write_dcase_teams`)
+    OUT/dcase/manifest.json                    per variant and type: the run each file came from, types missing
 
 Resuming: a finished training run is skipped, an unfinished one resumed
 (``train(resume=True)``), embeddings come from each run's cache, and a type whose
 ``types/<type>.json`` matches the configuration is not recomputed.  The compact
 files under ``OUT/results`` are what the book renders; :func:`load_results`
-validates them against :data:`RESULTS_SCHEMA_VERSION`.
+validates them against :data:`RESULTS_SCHEMA_VERSION`.  ``OUT/dcase`` is rebuilt
+from the runs after every invocation, like the tables (:func:`write_dcase_teams`).
 """
 from __future__ import annotations
 
@@ -62,7 +68,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, hparams_for
-from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+from .io_utils import atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, git_commit
 
 RESULTS_SCHEMA = "minasd.experiment"
 #: Version of the files under OUT/results; bump when a column or key changes.
@@ -95,6 +101,19 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
 MANIFEST_KEYS = ("schema", "schema_version", "grids", "selection_rule", "variants", "machine_types", "tables",
                  "files", "provenance")
 TSNE_KEYS = ("coords", "embeddings", "groups", "anomalous", "machine", "section", "label")
+#: ``OUT/dcase``: one folder per variant holding every type's official DCASE 2021 result files.
+DCASE_DIR = "dcase"
+DCASE_SCHEMA = "minasd.dcase_teams"
+#: Variants whose chosen run writes the official files (its h scores and decisions, minasd.evaluate).
+DCASE_TEAM_VARIANTS: tuple[str, ...] = ("proposed", "no_mixup", "product_only")
+#: Variants that get no team folder, and why (recorded in ``OUT/dcase/manifest.json``).
+DCASE_NOT_WRITTEN: dict[str, str] = {
+    "wo_h": "scored by the proposed run's product head; that run's official files hold h's scores, and no "
+            "decision threshold is fitted for the w/o-h score",
+    "baseline": "minasd.baseline scores only the labelled source-domain test clips and fits no decision "
+                "threshold; the evaluator needs a decision_result file and every test clip of both domains",
+}
+_DCASE_PREFIXES = ("anomaly_score", "decision_result")
 
 
 def _fmt_lam(lam: float) -> str:
@@ -565,6 +584,124 @@ def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict)
 
 
 # --------------------------------------------------------------------------------------
+# official DCASE result files, one folder per variant
+# --------------------------------------------------------------------------------------
+
+
+def _chosen_dcase_files(run_dir: Path, inlier: Mapping | None) -> tuple[list[str] | None, str]:
+    """Names of the official files the run's evaluation wrote, or None and why they cannot be used.
+
+    The run's ``eval/results.json`` (written last by :func:`minasd.evaluate.evaluate_run`) lists
+    them; it must be the evaluation with the chosen h (not one made later by hand with another)."""
+    rj = run_dir / "eval" / "results.json"
+    if not rj.is_file():
+        return None, (f"{rj} does not exist (the training runs are not in this folder: the files are copied "
+                      "from the runs, which only the experiment's own folder holds)")
+    ev = json.loads(rj.read_text())
+    names = ev.get("files", {}).get("dcase_files")
+    if names is None:
+        return None, f"{rj} lists no DCASE files (evaluated by an older minasd)"
+    if inlier is not None and any(ev.get("inlier", {}).get(k) != inlier.get(k) for k in ("kind", "p", "aggregation")):
+        return None, (f"{rj} holds an evaluation with h = {ev.get('inlier')}, not the chosen {dict(inlier)}; "
+                      "remove the type's results/types/<type>.json and run the experiment again")
+    absent = [n for n in names if not (run_dir / "eval" / "dcase" / n).is_file()]
+    if absent:
+        return None, f"{run_dir / 'eval' / 'dcase'} lacks {absent[:3]}"
+    return sorted(names), ""
+
+
+def write_dcase_teams(out: str | Path, variants: Sequence[str], types: Mapping[str, Mapping],
+                      progress: bool = True) -> dict:
+    """Write ``OUT/dcase/<variant>/``: every type's official DCASE 2021 result files of one system.
+
+    The official evaluator (``y-kawagu/dcase2021_task2_evaluator``) reads a folder
+    ``teams/<team>/`` holding the ``anomaly_score_<type>_section_<XX>_<domain>_test.csv``
+    and ``decision_result_...`` files of every machine type in its ``ground_truth_data/``.
+    For each variant of :data:`DCASE_TEAM_VARIANTS` that was run, the files of each type are
+    copied (byte for byte, atomically) from that type's chosen run (``<run>/eval/dcase``,
+    :func:`minasd.evaluate.write_dcase_files`), so the folder can be copied to ``teams/`` as
+    it is.  The variants of :data:`DCASE_NOT_WRITTEN` get none (the manifest says why).
+
+    A derived output, rebuilt from the runs after every invocation, as the tables are:
+
+    * a file equal to its run's is left alone; one that differs is replaced **and said so**
+      (printed, and listed under ``replaced`` in the manifest);
+    * result files no type's run accounts for (a type's section no longer evaluated, a type
+      no longer in the results) are removed, printed and listed under ``removed``;
+    * a type whose run folder is absent (restored results, a new checkout: runs are not
+      published) keeps the files copied earlier, if any (``source: "kept"``); with none it
+      is listed under ``missing`` with the reason, and printed.
+
+    ``OUT/dcase/manifest.json`` (written last) names, per variant and type, the run, the
+    chosen h and the files.
+
+    Args:
+        out: the experiment folder.
+        variants: the experiment's variants.
+        types: machine type -> its ``results/types/<type>.json`` dict.
+        progress: a line per team folder written.
+
+    Returns:
+        the manifest.  Book: chapter 6.
+    """
+    out = Path(out)
+    base = out / DCASE_DIR
+    order = [t for t in MACHINE_TYPES if t in types] + sorted(set(types) - set(MACHINE_TYPES))
+    manifest = {"schema": DCASE_SCHEMA, "schema_version": 1,
+                "evaluator": "https://github.com/y-kawagu/dcase2021_task2_evaluator: copy OUT/dcase/<variant> to "
+                             "its teams/<team name>/",
+                "variants": {}, "not_written": {v: DCASE_NOT_WRITTEN[v] for v in variants if v in DCASE_NOT_WRITTEN}}
+    for v in [x for x in DCASE_TEAM_VARIANTS if x in variants]:
+        team = base / v
+        entry: dict = {"types": {}, "missing": {}, "replaced": [], "removed": []}
+        keep: set[str] = set()
+        for m in order:
+            ev = types[m].get("variants", {}).get(v)
+            if not ev or not ev.get("run"):
+                entry["missing"][m] = f"{v} was not run for {m}"
+                continue
+            run_dir = out / ev["run"]
+            names, why = _chosen_dcase_files(run_dir, ev.get("inlier"))
+            if names is None:
+                earlier = sorted(f.name for p in _DCASE_PREFIXES for f in team.glob(f"{p}_{m}_section_*.csv"))
+                if earlier:
+                    keep.update(earlier)
+                    entry["types"][m] = {"run": ev["run"], "inlier": ev.get("inlier"), "files": earlier,
+                                         "source": "kept", "note": f"copied by an earlier invocation; {why}"}
+                else:
+                    entry["missing"][m] = why
+                continue
+            src = run_dir / "eval" / "dcase"
+            for n in names:
+                data = (src / n).read_bytes()
+                dst = team / n
+                if dst.is_file():
+                    if dst.read_bytes() == data:
+                        continue
+                    entry["replaced"].append(n)
+                    print(f"[experiment] {DCASE_DIR}/{v}/{n} differs from {ev['run']}/eval/dcase/{n}: replaced")
+                atomic_write_bytes(dst, data)
+            keep.update(names)
+            entry["types"][m] = {"run": ev["run"], "inlier": ev.get("inlier"), "files": names, "source": "run"}
+        if team.is_dir():
+            for f in sorted(team.glob("*.csv")):
+                if f.name.startswith(tuple(f"{p}_" for p in _DCASE_PREFIXES)) and f.name not in keep:
+                    f.unlink()
+                    entry["removed"].append(f.name)
+                    print(f"[experiment] {DCASE_DIR}/{v}/{f.name}: no run of this experiment writes it: removed")
+        manifest["variants"][v] = entry
+        lost = [m for m, why in entry["missing"].items() if not why.startswith(f"{v} was not run")]
+        if lost:  # said whatever progress is: the folder is not what a reader would expect
+            print(f"[experiment] {DCASE_DIR}/{v}: no files of {', '.join(lost)}: {entry['missing'][lost[0]]}")
+        if progress:
+            n_files = sum(len(t["files"]) for t in entry["types"].values())
+            print(f"[experiment] {base / v}: {n_files} DCASE files of {len(entry['types'])} type(s)"
+                  + (f"; missing: {', '.join(entry['missing'])}" if entry["missing"] else ""))
+    atomic_write_json(base / "manifest.json", manifest)
+    return manifest
+
+
+# --------------------------------------------------------------------------------------
 # load / validate
 # --------------------------------------------------------------------------------------
 
@@ -764,6 +901,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
     res = write_tables(out, cfg, done, provenance)
     if progress:
         print(f"[experiment] wrote {res}/manifest.json, table2/table3/sections/selection (.csv, .json)")
+    write_dcase_teams(out, variants, done, progress=progress)
     return load_results(res)
 
 
@@ -795,10 +933,12 @@ def format_results(loaded: dict) -> str:
 
 def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``minasd experiment`` (Book: chapter 6)."""
+    from .profiles import PROFILES
+
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root")
     parser.add_argument("--out", required=True, type=Path, help="experiment folder (runs/ and results/)")
     parser.add_argument("--machine-types", nargs="+", default=None, help="target types (default: all present)")
-    parser.add_argument("--profile", default="paper", choices=["paper", "cpu"],
+    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES),
                         help="training profile (minasd.profiles): paper (default: EfficientNet-B0, 300 epochs, "
                              "Table I batch sizes) or cpu; --epochs, --batch-size, --backbone override it")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
@@ -845,5 +985,6 @@ def run_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["experiment", "load_results", "select_on_dev", "summary_table", "run_type", "RESULTS_SCHEMA_VERSION",
+__all__ = ["experiment", "load_results", "select_on_dev", "summary_table", "run_type", "write_dcase_teams",
+           "RESULTS_SCHEMA_VERSION",
            "VARIANTS", "DEFAULT_GRID_P", "DEFAULT_GRID_LAM", "add_experiment_arguments", "run_experiment"]

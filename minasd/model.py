@@ -64,6 +64,20 @@ def _stem_to_one_channel(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
+def _brief(err: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters of message."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return f"{type(err).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
+
+
+def _describe(obj: Any) -> str:
+    """A few words on what a loaded file held, for error messages."""
+    if isinstance(obj, dict):
+        bad = next(((k, v) for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))), None)
+        return "an empty dict" if bad is None else f"a dict whose entry {bad[0]!r} is a {type(bad[1]).__name__}"
+    return f"a {type(obj).__name__}"
+
+
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a local EfficientNet-B0 state dict into ``backbone`` (Book: chapter 3).
 
@@ -71,20 +85,33 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     or ``"model"``; keys may carry a ``"backbone."`` or ``"module."`` prefix.  The
     ImageNet classifier is dropped and a 3-channel stem is summed to 1 channel.
 
+    The file is read with ``weights_only=True`` (tensors and plain containers only,
+    never pickled code), like :func:`minasd.train.load_checkpoint`: a weights file
+    downloaded from somewhere cannot run anything on the reader's machine.
+
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: the file's weights do not fit the backbone (names the keys).
+        ValueError: the file is not a readable torch file (truncated, another format,
+            pickled objects other than plain data), holds no state dict, or its weights
+            do not fit the backbone (names the file and the keys).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"pretrained weights file {path} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, random bytes, forbidden globals: all mean "not a weights file"
+        raise ValueError(f"pretrained weights file {path} is not a readable torch state dict ({_brief(err)}); "
+                         "it may be truncated or saved as a whole pickled model: save model.state_dict() "
+                         "with torch.save") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a state dict (mapping of parameter names to tensors)")
+    if not (isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in obj.items())):
+        raise ValueError(f"{path}: expected a state dict (mapping of parameter names to tensors), "
+                         f"found {_describe(obj)}")
     state = {}
     for key, value in obj.items():
         for prefix in ("module.", "backbone."):
@@ -94,7 +121,10 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
             continue
         state[key] = value
     state = _stem_to_one_channel(state)
-    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # same names, other shapes (e.g. another EfficientNet size)
+        raise ValueError(f"{path}: weights do not fit {type(backbone).__name__} ({_brief(err)})") from None
     if missing or unexpected:
         raise ValueError(
             f"{path}: weights do not fit {type(backbone).__name__}: "

@@ -16,7 +16,9 @@ aggregates what the book renders::
   once, on the development sections); the ablations too for the seeds named by
   ``--ablation-seeds``.
 * Each seed's compact files are copied to ``OUT/seed<k>/`` (the
-  :func:`minasd.experiment.load_results` layout, per-clip scores included), and
+  :func:`minasd.experiment.load_results` layout, per-clip scores included; the
+  official DCASE result files of each variant in ``OUT/seed<k>/dcase/<variant>/``,
+  the experiment's team folders, :func:`minasd.experiment.write_dcase_teams`), and
   ``OUT/summary/`` is rebuilt from all of them by :func:`aggregate`: per-type
   harmonic means per seed, their mean and spread, paired bootstrap intervals
   (proposed minus baseline, and each ablation against proposed), and on synthetic
@@ -60,7 +62,10 @@ def publish(work_seed: Path, out_seed: Path, data_root: Path | None = None) -> P
     previous copy only once the new one is complete (copy to a temporary folder, then rename).
 
     The copy names the data root as given (``data_root``, relative to the working directory), not
-    the absolute path the experiment resolved: OUT is committed and names no machine's folders."""
+    the absolute path the experiment resolved: OUT is committed and names no machine's folders.
+    The experiment's DCASE team folders (``WORK/seed<k>/dcase``) go to ``OUT/seed<k>/dcase``."""
+    from .experiment import DCASE_DIR
+
     src = work_seed / "results"
     if not (src / "manifest.json").is_file():
         raise FileNotFoundError(f"{src / 'manifest.json'} does not exist: that seed's experiment has not written "
@@ -69,6 +74,8 @@ def publish(work_seed: Path, out_seed: Path, data_root: Path | None = None) -> P
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    if (work_seed / DCASE_DIR).is_dir():
+        shutil.copytree(work_seed / DCASE_DIR, tmp / DCASE_DIR, ignore=shutil.ignore_patterns(".*"))
     if data_root is not None:
         manifest = json.loads((tmp / "manifest.json").read_text())
         manifest.setdefault("provenance", {})["data_root"] = os.path.relpath(data_root)
@@ -84,10 +91,17 @@ def publish(work_seed: Path, out_seed: Path, data_root: Path | None = None) -> P
 
 def restore(out_seed: Path, work_seed: Path) -> None:
     """Continue in a new checkout: copy a published seed's files (``OUT/seed<k>``) into an empty
-    ``WORK/seed<k>/results``, so that the experiment skips the types finished in an earlier session."""
+    ``WORK/seed<k>/results``, so that the experiment skips the types finished in an earlier session.
+    The published DCASE team folders go back to ``WORK/seed<k>/dcase``: the runs they were copied
+    from are not published, so the experiment keeps these copies (:func:`minasd.experiment.write_dcase_teams`)."""
+    from .experiment import DCASE_DIR
+
     dst = work_seed / "results"
     if (out_seed / "manifest.json").is_file() and not (dst / "types").is_dir():
-        shutil.copytree(out_seed, dst, dirs_exist_ok=True)
+        shutil.copytree(out_seed, dst, dirs_exist_ok=True,
+                        ignore=lambda d, names: [DCASE_DIR] if Path(d) == out_seed else [])
+        if (out_seed / DCASE_DIR).is_dir() and not (work_seed / DCASE_DIR).exists():
+            shutil.copytree(out_seed / DCASE_DIR, work_seed / DCASE_DIR)
         print(f"[results] {out_seed}: finished types restored into {dst}")
 
 

@@ -64,6 +64,12 @@ uses less), not by the data; before the store it grew by the whole int16 data se
 (13.5 GB for DCASE 2021).  ``ru_maxrss`` adds about 0.6 GiB of torch's shared
 libraries and the store pages the epoch touched, which are page cache.
 
+Whole runs of the ``cpu`` profile (20 epochs, evaluation too), measured by
+``benchmarks/bench_profile.py`` (``benchmarks/results/cpu_profile_timing.txt``):
+peak RssAnon 881 MiB with the small set (324 fan training clips, 2,520 in the
+store) and 911 MiB with the medium set (1,080; 8,400 in the store, 3.3x the
+data): the bound stays at about 0.9 GiB whatever the data size.
+
 >>> store = open_store("data/dcase2021")  # doctest: +SKIP
 >>> store.crops(np.array([0, 5]), np.array([0, 16000]), 32000).shape  # doctest: +SKIP
 (2, 32000)

@@ -96,7 +96,7 @@ from .config import FEATURES, SAMPLE_RATE, SEGMENT_SECONDS, TypeHParams, hparams
 from .io_utils import atomic_save_torch, atomic_write_json, atomic_write_text, git_commit
 from .losses import LossParts, two_bce_loss
 from .mixup import mixup, no_mixup, product_targets
-from .model import ASDModel
+from .model import ASDModel, _brief
 from .runtime import RuntimeSettings, runtime_settings
 from .sampler import BalancedBatchSampler
 from .store import PCM_SCALE, WaveStore, open_store
@@ -458,11 +458,6 @@ CHECKPOINT_KEYS = ("model", "epoch", "model_spec")
 #: Keys ``last.pt`` holds on top, to resume a run.
 RESUME_KEYS = CHECKPOINT_KEYS + ("optimizer", "scheduler", "sampler", "torch_rng", "best_val", "best_epoch",
                                  "history", "config")
-
-
-def _brief(err: BaseException, limit: int = 300) -> str:
-    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-    return f"{type(err).__name__}: {text[:limit]}{'...' if len(text) > limit else ''}"
 
 
 def load_checkpoint(path: str | Path, need: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
@@ -874,7 +869,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--machine-type", required=True, help="target machine type, e.g. fan")
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root (dev_data/, eval_data/)")
     parser.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/fan")
-    parser.add_argument("--profile", default="paper", choices=["paper", "cpu"],
+    from .profiles import PROFILES
+
+    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES),
                         help="training profile (minasd.profiles): paper (default: Table I, EfficientNet-B0, 300 "
                              "epochs) or cpu (the configuration that learns best per CPU minute); the options "
                              "below override it")

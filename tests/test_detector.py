@@ -267,3 +267,63 @@ def test_detector_scores_a_trained_run_without_warning_as_the_eager_model(evalua
         ref = eager.score(_clip(root, s))
         np.testing.assert_allclose(g.segment_scores, ref.segment_scores, rtol=1e-4, atol=1e-4)
         assert g.score == pytest.approx(ref.score, rel=1e-4, abs=1e-4) and g.is_anomaly == ref.is_anomaly
+
+
+@pytest.fixture(scope="module")
+def evaluated_b0(tmp_path_factory):
+    """(data_root, run) of a *trained and evaluated* EfficientNet-B0 run, the paper's encoder.
+
+    Kept small for a 2-core CPU: a copy of the shared tiny set cut to two fan sections (two
+    training clips each, one normal and one anomalous test clip each) and two pump training
+    clips; 1 epoch of B0 (one step of 8 crops), then ``minasd evaluate``.  A cut copy rather
+    than ``max_train_clips_per_section``: that option thins the training clips only, and
+    evaluating would still embed every test clip of all six sections with B0."""
+    from minasd.train import TrainConfig, train
+
+    shared, _ = shared_trained_run(tmp_path_factory)
+    base = tmp_path_factory.mktemp("b0")
+    root, run = base / "data", base / "run_fan_b0"
+    keep = ["fan/train/section_0[01]_source_train_normal_000[01]_*.wav",
+            "fan/source_test/section_0[01]_source_test_normal_0000_*.wav",
+            "fan/source_test/section_0[01]_source_test_anomaly_0000_*.wav",
+            "pump/train/section_00_source_train_normal_000[01]_*.wav"]
+    for pattern in keep:
+        for src in (shared / "dev_data").glob(pattern):
+            dst = root / "dev_data" / src.relative_to(shared / "dev_data")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+    assert len(list(root.rglob("*.wav"))) == 10
+    train(TrainConfig(machine_type="fan", data_root=str(root), out_dir=str(run), epochs=1, batch_size=8,
+                      device="cpu", backbone="efficientnet_b0", progress=False))
+    evaluate_run(run, p=1, device="cpu", progress=False)
+    return root, run
+
+
+def test_detector_freezes_a_trained_b0_run_and_scores_as_the_eager_model(evaluated_b0):
+    """Issue 12, item 11: the frozen CPU path on a trained EfficientNet-B0 checkpoint loaded
+    through Detector.load (where it once failed with "differs from eager by 0.388"): no
+    warning, really frozen, and the same scores as the eager model."""
+    import warnings
+
+    import torch
+
+    from minasd.detector import _FrozenEncoder
+
+    root, run = evaluated_b0
+    assert json.loads((run / "run.json").read_text())["model"]["backbone"] == "efficientnet_b0"
+    clips = sorted((root / "dev_data" / "fan" / "source_test").glob("*.wav"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the eager model would be a warning
+        det = Detector.load(run)
+        got = [det.score(c) for c in clips]
+    assert isinstance(det.model, _FrozenEncoder) and isinstance(det.model.scripted, torch.jit.ScriptModule)
+    assert "batch_norm" not in str(det.model.scripted.graph)  # batch norms folded: not the eager model
+    eager = Detector.load(run, optimize=False)
+    assert not isinstance(eager.model, _FrozenEncoder)
+    bns = [m for m in eager.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert any(not torch.allclose(m.running_var, torch.ones_like(m.running_var)) for m in bns)  # trained
+    for g, c in zip(got, clips):
+        ref = eager.score(c)
+        assert g.section == ref.section and g.segment_scores.shape == ref.segment_scores.shape == (10,)
+        np.testing.assert_allclose(g.segment_scores, ref.segment_scores, rtol=1e-4, atol=1e-4)
+        assert g.score == pytest.approx(ref.score, rel=1e-5, abs=1e-5) and g.is_anomaly == ref.is_anomaly

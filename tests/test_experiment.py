@@ -207,12 +207,91 @@ def test_experiment_uses_the_protocol_clips_only(micro):
         assert row.AUC == pytest.approx(100 * r["auc"])  # the table's numbers are the source-domain AUCs
 
 
+DCASE_NAME = (r"^(anomaly_score|decision_result)_(?P<machine>[A-Za-z]+)_section_(?P<section>\d\d)"
+              r"_(?P<domain>source|target)_test\.csv$")
+
+
+def test_dcase_team_folder_holds_every_types_official_files(micro):
+    """OUT/dcase/<variant>/ is a team folder for the official DCASE 2021 evaluator: for every type, section and
+    domain with test clips, an anomaly_score_ and a decision_result_ file in the official naming, each equal to the
+    chosen run's own file and listing every test clip of that section and domain once."""
+    import re
+
+    from minasd.data import index
+    from minasd.metrics import anomaly_score_filename, decision_filename, read_scores_csv
+
+    root, out, res, _ = micro
+    man = json.loads((out / "dcase" / "manifest.json").read_text())
+    assert set(man["variants"]) == {"proposed", "product_only"}  # the variants whose runs score and decide
+    assert set(man["not_written"]) == {"wo_h", "baseline"} and all(man["not_written"].values())
+    assert sorted(p.name for p in (out / "dcase").iterdir()) == ["manifest.json", "product_only", "proposed"]
+    df = index(root)
+    test = df[(df["split"] == "test") & df["machine"].isin(res["manifest"]["machine_types"])]
+    expected = {}
+    for (machine, section, domain), part in test.groupby(["machine", "section", "domain"]):
+        clips = sorted(Path(p).name for p in part["path"])
+        expected[anomaly_score_filename(machine, section, domain)] = clips
+        expected[decision_filename(machine, section, domain)] = clips
+    # fan: sections 00-05 source, 00-02 target (the fixture's target-domain clips)
+    assert any("_target_test" in n for n in expected) and len(expected) == 2 * (6 + 3)
+    for variant, entry in man["variants"].items():
+        team = out / "dcase" / variant
+        assert sorted(p.name for p in team.iterdir()) == sorted(expected)
+        assert all(re.match(DCASE_NAME, n) for n in expected)
+        assert not entry["missing"] and not entry["replaced"] and not entry["removed"]
+        chosen = res["types"]["fan"]["variants"][variant]
+        assert entry["types"]["fan"]["run"] == chosen["run"] and entry["types"]["fan"]["source"] == "run"
+        for name, clips in expected.items():
+            assert (team / name).read_bytes() == (out / chosen["run"] / "eval" / "dcase" / name).read_bytes()
+            names, values = read_scores_csv(team / name)
+            assert sorted(names) == clips  # every clip of the section and domain, once
+            if name.startswith("decision_result_"):
+                assert set(values) <= {0.0, 1.0}
+
+
+def test_dcase_team_folder_is_rebuilt_and_says_what_it_changed(micro, tmp_path, capsys):
+    """A differing file is replaced and said so, a result file no run writes is removed and said so, other files
+    stay; without the runs (a new checkout) the earlier copies are kept, and with none the type is named missing."""
+    from minasd.experiment import write_dcase_teams
+
+    root, shared_out, res, _ = micro
+    out = tmp_path / "out"
+    shutil.copytree(shared_out, out, ignore=shutil.ignore_patterns("checkpoints", "cache"))
+    team = out / "dcase" / "proposed"
+    run_files = out / res["types"]["fan"]["variants"]["proposed"]["run"] / "eval" / "dcase"
+    tampered = team / "anomaly_score_fan_section_03_source_test.csv"
+    tampered.write_text("section_03_source_test_normal_0000.wav,0.5\n")
+    (team / "decision_result_fan_section_09_source_test.csv").write_text("x.wav,1\n")
+    (team / "notes.txt").write_text("mine")
+    variants = ["proposed", "product_only", "wo_h", "baseline"]
+    capsys.readouterr()
+    man = write_dcase_teams(out, variants, res["types"], progress=False)
+    printed = capsys.readouterr().out
+    assert man["variants"]["proposed"]["replaced"] == [tampered.name] and f"{tampered.name} differs" in printed
+    assert man["variants"]["proposed"]["removed"] == ["decision_result_fan_section_09_source_test.csv"]
+    assert "removed" in printed and (team / "notes.txt").read_text() == "mine"
+    assert tampered.read_bytes() == (run_files / tampered.name).read_bytes()
+    assert json.loads((out / "dcase" / "manifest.json").read_text()) == man
+    before = {p.name: p.read_bytes() for p in team.glob("*_test.csv")}
+    shutil.rmtree(out / "runs")  # runs are not published: the copies made from them stay
+    man = write_dcase_teams(out, variants, res["types"], progress=False)
+    assert man["variants"]["proposed"]["types"]["fan"]["source"] == "kept"
+    assert not man["variants"]["proposed"]["removed"]
+    assert {p.name: p.read_bytes() for p in team.glob("*_test.csv")} == before
+    shutil.rmtree(out / "dcase")
+    capsys.readouterr()
+    man = write_dcase_teams(out, variants, res["types"], progress=False)
+    assert "results.json does not exist" in man["variants"]["proposed"]["missing"]["fan"]
+    assert "no files of fan" in capsys.readouterr().out and not list((out / "dcase").glob("*/*.csv"))
+
+
 def test_resume_trains_nothing(micro, tmp_path):
     root, shared_out, res, _ = micro
     out = tmp_path / "out"
     shutil.copytree(shared_out, out)  # this test deletes and rewrites results: never the shared fixture's
     runs = sorted((out / "runs" / "fan").iterdir())
     stamps = {p / f: (p / f).stat().st_mtime_ns for p in runs for f in ("log.jsonl", "checkpoints/best.pt")}
+    stamps.update({f: f.stat().st_mtime_ns for f in (out / "dcase").rglob("*_test.csv")})  # same content: not rewritten
     (out / "results" / "types" / "fan.json").unlink()  # as if interrupted after training
     again = experiment(root, out, **KW)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps

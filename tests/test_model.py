@@ -84,6 +84,36 @@ def test_pretrained_errors_are_clear(tmp_path, monkeypatch):
         ASDModel(n_sections=2, pretrained="noisy_student")
 
 
+@pytest.mark.parametrize("content", ["truncated", "text", "pickled module", "tensor", "non-tensor values",
+                                     "other shapes"])
+def test_bad_weights_file_is_a_clear_error_naming_it(tmp_path, content):
+    """Each bad file is a ValueError that names the file and says what is wrong, never a raw torch
+    error; a pickled module is refused without being unpickled (weights_only=True)."""
+    path = tmp_path / f"{content.replace(' ', '_')}.pth"
+    if content == "truncated":
+        torch.save({"conv_stem.weight": torch.zeros(32, 1, 3, 3), "bn1.weight": torch.ones(32)}, path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        match = "not a readable torch state dict.*truncated"
+    elif content == "text":
+        path.write_text("these are not weights\n")
+        match = "not a readable torch state dict"
+    elif content == "pickled module":
+        torch.save(torch.nn.Linear(2, 2), path)  # the whole object, not its state dict
+        match = "not a readable torch state dict.*state_dict"
+    elif content == "tensor":
+        torch.save(torch.zeros(3), path)
+        match = "expected a state dict.*found a Tensor"
+    elif content == "non-tensor values":
+        torch.save({"conv_stem.weight": [1.0, 2.0]}, path)
+        match = "expected a state dict.*'conv_stem.weight' is a list"
+    else:  # the right names with the wrong shapes (e.g. another EfficientNet size)
+        torch.save({"conv_stem.weight": torch.zeros(8, 1, 3, 3)}, path)
+        match = "weights do not fit.*size mismatch"
+    with pytest.raises(ValueError, match=match) as info:
+        ASDModel(n_sections=2, pretrained=path)
+    assert str(path) in str(info.value)
+
+
 def test_trains_one_step_with_gradients_everywhere():
     torch.manual_seed(0)
     m = ASDModel(n_sections=2).train()

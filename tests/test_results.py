@@ -62,12 +62,37 @@ def test_parallel_runs_leave_complete_tables(micro):
         assert (base / "work" / "logs" / f"seed{k}_pump.log").stat().st_size > 0
 
 
+def test_each_seed_publishes_its_dcase_team_folders(micro):
+    """OUT/seed<k>/dcase/<variant>/ holds the official DCASE files of both types, equal to the chosen runs' files."""
+    root, base, _ = micro
+    from minasd.experiment import load_results
+
+    for k, variants, without in ((0, {"proposed", "no_mixup", "product_only"}, {"wo_h", "baseline"}),
+                                 (1, {"proposed"}, {"baseline"})):  # further seeds: proposed and baseline only
+        seed_out = base / "out" / f"seed{k}"
+        man = json.loads((seed_out / "dcase" / "manifest.json").read_text())
+        assert set(man["variants"]) == variants and set(man["not_written"]) == without
+        types = load_results(seed_out)["types"]
+        for v in variants:
+            team = seed_out / "dcase" / v
+            names = sorted(p.name for p in team.iterdir())
+            assert {n.split("_section_")[0].split("_", 2)[2] for n in names} == {"fan", "pump"}
+            assert len(names) == 2 * 2 * 6  # 2 types x 6 sections x (scores, decisions); no target clips here
+            for m in ("fan", "pump"):
+                run = base / "work" / f"seed{k}" / types[m]["variants"][v]["run"] / "eval" / "dcase"
+                src = sorted(run.glob(f"*_{m}_section_*.csv"))
+                assert [p.name for p in src] == man["variants"][v]["types"][m]["files"]
+                assert all((team / p.name).read_bytes() == p.read_bytes() for p in src)
+
+
 def test_a_new_checkout_continues_from_the_published_files(micro, capsys):
     """The work folder (checkpoints) is gone in a new session; the committed OUT lets the rerun skip
     every finished type: nothing is trained again, and OUT keeps its numbers."""
     root, base, args = micro
     out = base / "out"
     before = pd.read_csv(out / "summary" / "types_by_seed.csv")
+    teams = {p.relative_to(out): p.read_bytes() for p in out.glob("seed*/dcase/*/*.csv")}
+    assert teams
     shutil.rmtree(base / "work")
     capsys.readouterr()
     assert cli.main(args[:-3] + ["--jobs", "1", "--quiet"]) == 0  # the one-job path: same scheduler, in-process
@@ -75,3 +100,8 @@ def test_a_new_checkout_continues_from_the_published_files(micro, capsys):
     assert "restored" in printed
     assert not (base / "work" / "seed0" / "runs").exists()  # no training run was started
     pd.testing.assert_frame_equal(pd.read_csv(out / "summary" / "types_by_seed.csv"), before)
+    # the team folders came back with the published files (their runs are gone): kept, not lost
+    assert {p.relative_to(out): p.read_bytes() for p in out.glob("seed*/dcase/*/*.csv")} == teams
+    man = json.loads((out / "seed0" / "dcase" / "manifest.json").read_text())
+    assert {t["source"] for t in man["variants"]["proposed"]["types"].values()} == {"kept"}
+    assert not (base / "work" / "seed0" / "results" / "dcase").exists()

@@ -227,3 +227,42 @@ def test_minasd_cache_comes_first_and_is_keyed_by_the_root(root, tmp_path, monke
     _write(_clip(other, "pump", 0, 0), 2.5, 6)
     b = open_store(other, progress=False)
     assert b.folder.parent == a.folder.parent and b.folder != a.folder and len(b) == 2
+
+
+def test_training_reads_the_memory_mapped_store_and_a_second_run_decodes_nothing(root, tmp_path, monkeypatch):
+    """Item 6 of issue 12: a run's waveforms are the store's memory map (not an in-memory copy of
+    every clip), and a second run on the same root reuses that store without decoding a WAV file."""
+    import soundfile
+
+    from minasd import train as train_mod
+
+    seen = []
+    build_data = train_mod.build_data
+
+    def capture(cfg):
+        td, sel, stats = build_data(cfg)
+        seen.append(td)
+        return td, sel, stats
+
+    monkeypatch.setattr(train_mod, "build_data", capture)
+
+    def run(out: str) -> None:
+        train_mod.train(train_mod.TrainConfig(machine_type="fan", data_root=str(root), out_dir=str(tmp_path / out),
+                                              epochs=1, batch_size=4, device="cpu", progress=False,
+                                              backbone="mobilenetv3_small_050"))
+
+    calls = _counting_loader(monkeypatch)
+    run("first")
+    assert sorted(calls) == sorted(p.name for p in _source_train(root))  # the first run built the store
+    waves = seen[0].store.waves
+    assert isinstance(waves, np.memmap) and waves.dtype == np.int16 and waves.filename is not None
+    assert Path(waves.filename).parent == root / ".minasd_store"
+
+    def fail(*a, **kw):
+        raise AssertionError("a WAV file was decoded again")
+
+    monkeypatch.setattr(data_mod, "load_audio", fail)
+    monkeypatch.setattr(soundfile, "read", fail)
+    run("second")
+    assert isinstance(seen[1].store.waves, np.memmap)
+    assert seen[1].store.fingerprint == seen[0].store.fingerprint
