@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_profile import header, run_measured  # noqa: E402
+from bench_profile import emit, header, run_measured  # noqa: E402
 
 #: Goals of issue 13 for `minasd demo` on a fresh 2-core machine.
 GOAL_MINUTES = 10.0
@@ -39,8 +39,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.work.exists():
         raise SystemExit(f"{args.work} exists: the demo would reuse its work; give a new --work folder")
-    from minasd.io_utils import atomic_write_text
-
     args.work.mkdir(parents=True)
     demo_out = args.work / "demo"
     cmd = [sys.executable, "-m", "minasd.cli", "demo", "--out", str(demo_out), "--quiet", *args.demo_args]
@@ -64,10 +62,7 @@ def main(argv=None) -> int:
     lines += [f"peak memory anonymous {m['peak_anon_mib']} MiB, resident {m['peak_rss_mib']} MiB (VmHWM, "
               "page cache of the store included)", "", "--- the demo's output (paths shown relative to the "
               "working directory) ---", _relative(log.read_text()).rstrip(), ""]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out is not None:
-        atomic_write_text(args.out, text)
+    emit(lines, args.out)
     return 0
 
 

@@ -105,6 +105,16 @@ def header(title: str, command: str) -> list[str]:
             f"command     {command}"]
 
 
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print the report and, with ``out``, write it there atomically."""
+    from minasd.io_utils import atomic_write_text
+
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out is not None:
+        atomic_write_text(out, text)
+
+
 def measure_size(size: str, machine: str, work: Path) -> dict:
     """Make the set if missing, train with the cpu profile, evaluate; the figures of one size."""
     from minasd.synth import make_dataset
@@ -147,7 +157,6 @@ def main(argv=None) -> int:
     ap.add_argument("--machine-type", default="fan")
     ap.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     args = ap.parse_args(argv)
-    from minasd.io_utils import atomic_write_text
     from minasd.profiles import get_profile
 
     lines = header("minasd cpu profile: seconds per epoch, minutes and peak memory for one machine type",
@@ -184,10 +193,7 @@ def main(argv=None) -> int:
     for r in results:
         lines.append(f"synthetic set {r['size']}: made in {r['synth_s']:.0f} s (not counted above); runtime "
                      f"{json.dumps(r['runtime'])}")
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out is not None:
-        atomic_write_text(args.out, text)
+    emit(lines, args.out)
     return 0
 
 

@@ -357,9 +357,9 @@ def add_score_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 #: ``minasd score`` freezes the encoder (:func:`freeze_for_cpu`) only for at least this many
-#: files: freezing costs 0.7 s (mobilenetv3_small_050) to 1.3 s (efficientnet_b0) once and saves
-#: about 7 ms to 21 ms per clip on 2 threads (``benchmarks/results/detector_cpu*.txt``), so it
-#: pays only over many clips.
+#: files: freezing costs about 0.7 s (mobilenetv3_small_050) to 1.7 s (efficientnet_b0) once and
+#: saves about 10 ms to 35 ms per clip on 2 threads (``benchmarks/results/detector_cpu*.txt``), so
+#: it pays only over many clips.
 FREEZE_MIN_FILES = 64
 
 

@@ -43,9 +43,10 @@ def mel_filterbank(cfg: FeatureConfig = FEATURES) -> torch.Tensor:
 
 #: The mel projection is done in this many bands of consecutive filters, each over only the
 #: FFT bins its filters touch.  A triangular filter covers a few bins, so over 99 % of the
-#: dense (n_fft // 2 + 1) x n_mels product multiplies by zero; 8 bands do 12 % of it.  Same numbers to float32 rounding (summation order); measured on 2 CPU threads
-#: (``benchmarks/bench_detector.py`` reports the log-mel alone): the whole log-mel about
-#: 1.5x faster for 10 segments of 2 s (17 -> 11 ms) and 32 crops (72 -> 43 ms).
+#: dense (n_fft // 2 + 1) x n_mels product multiplies by zero; 8 bands do 12 % of it.  Same
+#: numbers to float32 rounding (summation order).  ``benchmarks/bench_detector.py`` times the
+#: whole log-mel of 10 segments against the dense product in the same run
+#: (``benchmarks/results/detector_cpu*.txt``).
 MEL_BANDS = 8
 
 
