@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .config import EVAL_SECTIONS
-from .metrics import ALL_LABEL, auc_pauc, harmonic_mean, machine_order
+from .metrics import ALL_LABEL, auc_pauc, hmean_or_none, machine_order
 
 #: Columns a per-clip score table must hold.
 SCORE_COLUMNS: tuple[str, ...] = ("machine", "section", "clip", "label", "variant", "seed", "score")
@@ -101,13 +101,9 @@ class SectionMetrics(NamedTuple):
 
 
 def _hmean(values) -> float:
-    """:func:`minasd.metrics.harmonic_mean`, extended by its limit 0 when a value is 0.
-
-    An AUC of exactly 0 (every anomaly scored below every normal clip) is a legal, if
-    terrible, result; the harmonic mean tends to 0 as one value does.
-    """
-    v = np.asarray(list(values), dtype=np.float64)
-    return 0.0 if v.size and (v == 0).any() and (v >= 0).all() else harmonic_mean(v)
+    """:func:`minasd.metrics.hmean_or_none` with NaN for None (a DataFrame cell)."""
+    h = hmean_or_none(values)
+    return np.nan if h is None else h
 
 
 def type_summary(sections: pd.DataFrame, eval_sections: Sequence[int] = EVAL_SECTIONS) -> pd.DataFrame:

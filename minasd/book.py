@@ -51,16 +51,28 @@ def prepare_data(data_root: str | Path | None = None, dataset: str = "synthetic"
 def data_label(root: str | Path) -> str:
     """A one-line description of the data under ``root`` for captions and table titles.
 
-    >>> data_label("/nonexistent")  # no synthetic manifest: taken as real data
-    'real data from /nonexistent'
+    >>> data_label("/nonexistent")  # no synthetic manifest, no download manifest: origin unknown
+    'DCASE layout, no minasd synth manifest (provenance unknown): /nonexistent'
     """
+    from .evaluate import data_kind_label, data_manifest
     from .synth import find_manifest
 
     m = find_manifest(root)
     if m is None:
-        return f"real data from {root}"
+        return f"{data_kind_label(data_manifest(root))}: {root}"
     return (f"SYNTHETIC data (minasd.synth v{m.get('generator_version')}, size {m.get('size')}, "
             f"seed {m.get('seed')}{'' if m['finished'] else ', INCOMPLETE set'}; not DCASE)")
+
+
+def display_options() -> None:
+    """The book's pandas display settings (every chapter calls this once): whole tables
+    (every row and column, the whole text of every cell: no "...") and blanks for missing
+    values in styled tables (a table that calls ``Styler.format`` passes ``na_rep`` itself)."""
+    import pandas as pd
+
+    for key, value in (("display.max_rows", None), ("display.max_columns", None), ("display.max_colwidth", None),
+                       ("styler.format.na_rep", "")):
+        pd.set_option(key, value)
 
 
 def in_colab() -> bool:
@@ -108,7 +120,7 @@ def load_committed(results_dir: str | Path | None) -> dict | None:
 
 
 def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_types="fan ToyCar",
-                    epochs: int | None = None, backbone: str | None = None, grid_lam="0.1 10",
+                    epochs: int | None = None, backbone: str | None = None, grid_lam=None,
                     seed: int = 0, device: str = "cpu", max_train_clips_per_section: int | None = None,
                     tsne_max_other: int | None = None, progress: bool = True, profile: str = "cpu") -> dict:
     """Results of ``minasd experiment`` in ``experiment_dir``, running (or resuming) it first if needed.
@@ -126,7 +138,8 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
         epochs: training epochs (None = the profile's).
         backbone: timm encoder (None = the profile's).  Any other name than the paper's
             EfficientNet-B0 is a cheaper stand-in (CPU) and every caption says so.
-        grid_lam: lambda grid, a space-separated string or a list.
+        grid_lam: lambda grid, a space-separated string or a list (None or empty:
+            :data:`minasd.profiles.DEFAULT_GRID_LAM`).
         seed, device: as in :func:`minasd.experiment.experiment`.
         max_train_clips_per_section: keep at most this many training clips per type and section.
         tsne_max_other: other-type clips in each t-SNE sample (None = the experiment's default).
@@ -138,16 +151,14 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
         :func:`minasd.experiment.load_results` of the folder.  Book: chapters 4-9.
     """
     from .experiment import TSNE_MAX_OTHER, VARIANTS, experiment, load_results
-    from .profiles import get_profile
+    from .profiles import DEFAULT_GRID_LAM, get_profile
 
-    prof = get_profile(profile)
-    backbone = backbone or prof.backbone
-    epochs = int(epochs) if epochs else prof.epochs
-
+    # papermill parameters: an empty value is "not given"
+    epochs, overrides = get_profile(profile).experiment_settings(
+        epochs=int(epochs) if epochs else None, backbone=backbone or None,
+        max_train_clips_per_section=max_train_clips_per_section)
     types = _split_words(machine_types)
-    lams = [float(v) for v in _split_words(grid_lam)]
-    overrides = {k: v for k, v in (("backbone", backbone), ("batch_size", prof.batch_size), ("profile", prof.name),
-                                   ("max_train_clips_per_section", max_train_clips_per_section)) if v is not None}
+    lams = [float(v) for v in _split_words(grid_lam or list(DEFAULT_GRID_LAM))]
     tsne_other = TSNE_MAX_OTHER if tsne_max_other is None else int(tsne_max_other)
     d = Path(experiment_dir)
     if (d / "results" / "manifest.json").is_file():
@@ -191,13 +202,15 @@ def results_label(loaded: dict, machine: str | None = None) -> str:
 
     Book: chapters 4-9.
     """
+    from .evaluate import data_kind_label
+
     prov = loaded["manifest"]["provenance"]
     data = prov.get("data", {})
     if data.get("synthetic"):
         what = (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {data.get('size')}, "
                 f"seed {data.get('seed')}; not DCASE)")
     else:
-        what = "real DCASE 2021 Task 2 data"
+        what = data_kind_label(data)
     ep = prov.get("epochs", {})
     done = sorted({int(v) for m, per in ep.items() if machine in (None, m) for v in per.values() if v is not None})
     planned = prov.get("config", {}).get("epochs")

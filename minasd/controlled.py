@@ -82,7 +82,10 @@ Output (``OUT`` is meant to be committed; every path in it is relative):
 * ``OUT/controlled.json``: the same lines as records (with the selection, training facts
   and details), the row definitions, and provenance: the command, the data manifest
   (:func:`minasd.evaluate.data_manifest`), the profile, seed, lambda, git commit, the
-  machine, wall time per row.  Rewritten (atomically) after every finished line: the
+  machine, wall time per row, and the CSV's SHA-256 (``csv_sha256``: written after the CSV, so
+  :func:`load_controlled` tells a pair left half rewritten by an interruption).  Rewritten
+  (atomically) after every finished line, by the scheduling process only: the jobs write
+  nothing but their own types' files in their row folders (``experiment(tables=False)``).  The
   resume unit is one (row, type); a rerun skips the lines whose settings are unchanged.
 
 Runs that already exist with the same settings (``--reuse-runs DIR``: e.g. the seed folder of
@@ -100,6 +103,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import platform
@@ -112,7 +116,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES
-from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit, sha256_file
 
 SCHEMA = "minasd.controlled"
 #: Version of ``controlled.csv``/``controlled.json``; bump when a column or key changes.
@@ -201,14 +205,11 @@ class Context:
         """Arguments of :func:`minasd.experiment.experiment` for one training row and type."""
         from .profiles import get_profile
 
-        prof = get_profile(self.profile)
-        overrides = {"backbone": prof.backbone, "profile": prof.name}
-        if prof.batch_size is not None:
-            overrides["batch_size"] = prof.batch_size
-        overrides.update(row.overrides)
+        epochs, overrides = get_profile(self.profile).experiment_settings(epochs=row.epochs or self.epochs)
+        overrides.update(row.overrides)  # the row's change, None included (encoder_b0: backbone None = B0)
         variants = ["proposed"] if row.variant == "proposed" else ["proposed", row.variant]
         return dict(data_root=self.root, out_dir=self.work / ROWS_DIR / row.name, machine_types=[machine],
-                    epochs=row.epochs or self.epochs, device=self.device, variants=variants,
+                    epochs=epochs, device=self.device, variants=variants,
                     grid_lam=[self.lam if row.lam is None else float(row.lam)], seed=self.seed,
                     train_overrides=overrides, tsne_max_target=0, tsne_max_other=0, workers=1,
                     progress=self.progress)
@@ -386,7 +387,7 @@ def whole_clip_part(ctx: Context, machine: str) -> dict:
     from .metrics import auc_pauc
 
     kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
-    experiment(**kw)  # nothing to do when the reference row has run; otherwise it trains it
+    experiment(**kw, tables=False)  # nothing to do when the reference row has run; otherwise it trains it
     part = _experiment_part(Path(kw["out_dir"]), machine, "proposed", ctx.work)
     embs = _clip_mean(load_embeddings(ctx.work / part["run"], ctx.root, device=ctx.device, progress=ctx.progress))
     present = sorted(int(s) for s in np.unique(embs.test.sections))
@@ -530,7 +531,7 @@ def section_distance_part(ctx: Context, machine: str) -> dict:
     from .synth import find_manifest
 
     kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
-    experiment(**kw)
+    experiment(**kw, tables=False)
     part = _experiment_part(Path(kw["out_dir"]), machine, "proposed", ctx.work)
     embs = load_embeddings(ctx.work / part["run"], ctx.root, device=ctx.device, progress=ctx.progress)
     normal = embs.test.labels == 0
@@ -552,7 +553,7 @@ def baseline_part(ctx: Context, machine: str) -> dict:
 
     out_dir = ctx.work / BASELINE_DIR
     experiment(ctx.root, out_dir, machine_types=[machine], variants=["baseline"], seed=ctx.seed, workers=1,
-               tsne_max_target=0, tsne_max_other=0, progress=ctx.progress)
+               tsne_max_target=0, tsne_max_other=0, progress=ctx.progress, tables=False)
     import pandas as pd
 
     obj = _type_result(out_dir, machine)
@@ -613,7 +614,7 @@ def method_part(ctx: Context, row_name: str, machine: str) -> dict:
     else:
         notes = _reuse_runs(ctx, row, machine)
         kw = ctx.experiment_kwargs(row, machine)
-        experiment(**kw)
+        experiment(**kw, tables=False)
         part = _experiment_part(Path(kw["out_dir"]), machine, row.variant, ctx.work)
         if notes:
             part["detail"]["reused"] = "; ".join(notes)
@@ -734,8 +735,9 @@ def write_table(out: Path, records: list[dict], provenance: dict) -> None:
 
     records = _order(records)
     df = pd.DataFrame([r["line"] for r in records], columns=list(COLUMNS))
-    atomic_write_text(out / CSV_NAME, df.to_csv(index=False, float_format="%.6g"))
-    atomic_write_json(out / JSON_NAME, {
+    csv_text = df.to_csv(index=False, float_format="%.6g")
+    atomic_write_text(out / CSV_NAME, csv_text)
+    atomic_write_json(out / JSON_NAME, {"csv_sha256": hashlib.sha256(csv_text.encode("utf-8")).hexdigest(),
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "columns": list(COLUMNS),
         "rows_defined": {n: {"change": r.change, "kind": r.kind, "epochs": r.epochs, "lam": r.lam,
                              "overrides": dict(r.overrides), "variant": r.variant} for n, r in ROWS.items()},
@@ -749,7 +751,8 @@ def load_controlled(out: str | Path) -> dict:
 
     Raises:
         FileNotFoundError: a file is missing.
-        ValueError: another schema version, other columns, or the CSV and JSON disagree.
+        ValueError: another schema version, other columns, or the CSV and JSON disagree (in
+            length, or the CSV is not the one the JSON was written with).
     """
     import pandas as pd
 
@@ -762,6 +765,9 @@ def load_controlled(out: str | Path) -> dict:
     if js.get("schema") != SCHEMA or js.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{js_path} has schema {js.get('schema')!r} v{js.get('schema_version')}; this minasd reads "
                          f"{SCHEMA!r} v{SCHEMA_VERSION}")
+    if "csv_sha256" in js and sha256_file(csv_path) != js["csv_sha256"]:  # absent in tables of earlier minasd
+        raise ValueError(f"{csv_path} is not the table {js_path} was written with: the pair was left half "
+                         f"rewritten (an interrupted run?); run `minasd controlled --out {out}` again")
     df = pd.read_csv(csv_path)
     if tuple(df.columns) != COLUMNS:
         raise ValueError(f"{csv_path} has columns {list(df.columns)}; the schema says {list(COLUMNS)}")
@@ -889,7 +895,8 @@ def run_controlled(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    ctx = Context(root=root.resolve(), work=work.resolve(), profile=profile.name, epochs=args.epochs or profile.epochs,
+    ctx = Context(root=root.resolve(), work=work.resolve(), profile=profile.name,
+                  epochs=profile.settings(epochs=args.epochs)["epochs"],
                   lam=float(args.lam), seed=args.seed, device=args.device, progress=not args.quiet,
                   reuse=tuple(Path(d).resolve() for d in (args.reuse_runs or ())))
     for d in ctx.reuse:

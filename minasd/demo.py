@@ -108,7 +108,7 @@ def _baseline_or_reuse(root: Path, machine: str, path: Path, progress: bool) -> 
     """The simple baseline (no learning) on the same sections: per-section AUC/pAUC and hmeans; cached."""
     from .baseline import run_baseline
     from .io_utils import atomic_write_json
-    from .metrics import harmonic_mean
+    from .metrics import hmean_or_none
     from .synth import find_manifest
 
     manifest = find_manifest(root)
@@ -121,9 +121,8 @@ def _baseline_or_reuse(root: Path, machine: str, path: Path, progress: bool) -> 
     df = run_baseline(root, machine_types=[machine], workers=1, progress=progress)
     sections = {int(r.section): {"auc": float(r.auc), "pauc": float(r.pauc)} for r in df.itertuples()}
 
-    def hm(secs):
-        vals = [v for s in secs if s in sections for v in (sections[s]["auc"], sections[s]["pauc"])]
-        return harmonic_mean(vals) if len(vals) == 2 * len(secs) and min(vals) > 0 else None
+    def hm(secs):  # a section the baseline could not score is missing: None
+        return hmean_or_none([sections.get(s, {}).get(k) for s in secs for k in ("auc", "pauc")])
 
     out = {"key": key, "sections": sections, "hmean_dev": hm((0, 1, 2)), "hmean_eval": hm((3, 4, 5)),
            "method": "per-section Gaussian mixture on log-mel mean/std (minasd.baseline)"}
@@ -172,16 +171,15 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"machine types {unknown} have no clips under {root} (present: {types_present})")
 
     profile = get_profile(args.profile)
-    backbone = args.backbone or profile.backbone
-    epochs = args.epochs or profile.epochs
+    settings = profile.settings(epochs=args.epochs, backbone=args.backbone)
+    backbone, epochs = settings["backbone"], settings["epochs"]
     summary = {"data_root": str(root), "data": label, "profile": profile.to_dict(), "epochs": epochs,
                "backbone": backbone, "seed": args.seed, "types": {}}
     fig_dir = args.out / "figures"
     for machine in args.machine_types:
         t_type = time.perf_counter()
         cfg = TrainConfig(machine_type=machine, data_root=str(root), out_dir=str(args.out / "runs" / machine),
-                          epochs=epochs, batch_size=profile.batch_size, lam=profile.lam, device=args.device, seed=args.seed,
-                          backbone=backbone, profile=profile.name, progress=progress)
+                          **settings, device=args.device, seed=args.seed, progress=progress)
         run_dir = _train_or_reuse(cfg, progress)
         log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
         acc = _section_accuracy(log)

@@ -32,6 +32,11 @@ Guarantees:
   extraction leaves nothing half-done in the data folders.
 - **Idempotent.** A marker ``<dest>/.minasd_download/<name>.done`` is written after an
   archive is in place; a second run with the same arguments makes no HTTP request.
+- **Provenance.** Every successful call rewrites ``<dest>/.minasd_download/manifest.json``
+  (atomically) from the markers: which archives are in place, from which URL, with which
+  MD5, and whether all came from Zenodo's DCASE 2021 records
+  (:func:`download_manifest`; :func:`minasd.evaluate.data_manifest` calls the root real
+  DCASE 2021 data only then).
 
 Only the standard library's ``urllib`` is used for HTTP.
 """
@@ -75,6 +80,8 @@ ARCHIVES: Mapping[str, str | None] = {
 TARGETS: Mapping[str, str] = {"dev": "dev_data", "add": "eval_data", "eval": "eval_data",
                               "ground_truth": "ground_truth"}
 STATE_DIR = ".minasd_download"
+MANIFEST = "manifest.json"  # in STATE_DIR: what the root holds from minasd download
+MANIFEST_SCHEMA = "minasd.download"
 _CHUNK = 1 << 20
 _USER_AGENT = "minasd-downloader (python urllib)"
 
@@ -187,7 +194,7 @@ def download_dcase2021(
             archive = _download(url, state / name, md5, meta.get("size"), timeout, progress)
             n_files = _install(archive, target, state)
             atomic_write_json(state / f"{name}.done", {
-                "archive": name, "record": record, "part": part, "md5": md5, "target": str(target),
+                "archive": name, "record": record, "part": part, "md5": md5, "url": url, "target": str(target),
                 "files": n_files, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             })
             log.info("%s: %d files into %s", name, n_files, target)
@@ -196,7 +203,44 @@ def download_dcase2021(
             done.append(archive)
         if pattern is None:
             atomic_write_json(state / f"record_{record}.done", {"record": record, "part": part, "files": names})
+    _write_manifest(state)
     return done
+
+
+def download_manifest(root: str | os.PathLike) -> dict | None:
+    """The provenance ``minasd download`` left in ``root`` (None: none, or unreadable).
+
+    Keys: ``archives`` (one record per archive in place: name, record, part, md5, url),
+    ``machine_types`` and ``parts`` whose audio archives are in place, and ``zenodo``:
+    True when every archive was fetched from its Zenodo DCASE 2021 record and matched its
+    MD5, i.e. the files are the released ones.
+    """
+    try:
+        m = json.loads((Path(root) / STATE_DIR / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and m.get("schema") == MANIFEST_SCHEMA else None
+
+
+def _write_manifest(state: Path) -> None:
+    """Rewrite ``state/MANIFEST`` from the archive markers in ``state``."""
+    archives = []
+    for marker in sorted(state.glob("*.done")):
+        rec = json.loads(marker.read_text())
+        if "archive" in rec:  # not a record_<id>.done
+            archives.append({k: rec.get(k) for k in ("archive", "record", "part", "md5", "url")})
+    # (part, machine type) of every audio archive in place
+    audio = {(a["part"], m) for a in archives for m in MACHINE_TYPES
+             if ARCHIVES.get(a["part"]) and a["archive"] == ARCHIVES[a["part"]].format(machine=m)}
+    # markers of an earlier minasd record no URL: their source is unknown
+    zenodo = bool(audio) and all(
+        a["record"] == ZENODO_RECORDS.get(a["part"])
+        and (a["url"] or "").startswith(f"{ZENODO_URL}/records/{a['record']}/files/") for a in archives)
+    types, parts = {m for _, m in audio}, {p for p, _ in audio}
+    atomic_write_json(state / MANIFEST, {
+        "schema": MANIFEST_SCHEMA, "dataset": "DCASE 2021 Task 2", "archives": archives,
+        "machine_types": [m for m in MACHINE_TYPES if m in types], "parts": [p for p in PARTS if p in parts],
+        "zenodo": zenodo})
 
 
 def safe_extract(archive: str | os.PathLike, target: str | os.PathLike) -> int:

@@ -69,12 +69,13 @@ import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .config import DEV_SECTIONS, EVAL_SECTIONS, FEATURES, N_SEGMENTS, SAMPLE_RATE, SEGMENT_SECONDS
 from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+from .metrics import hmean_or_none
 
 #: Version of ``eval/results.json`` and ``eval/detector.json``; bumped when keys change.
 #: 2: DCASE files per domain (target-domain test clips included), ``n_target_test``,
@@ -110,13 +111,28 @@ def resolve_device(name: str):
     return _resolve(name)
 
 
+#: What :func:`data_manifest` says of a root known to hold the released DCASE 2021 files.
+REAL_DCASE_NOTE = "real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download)"
+#: ... and of a root of unknown origin (no synthetic manifest, no download manifest).
+UNKNOWN_DATA_NOTE = "DCASE layout, no minasd synth manifest (provenance unknown)"
+
+
 def data_manifest(root: str | Path) -> dict:
-    """What the data root is: synthetic (seed, size; :func:`minasd.synth.find_manifest` finds
-    the set's manifest in ``root`` or up to two folders above it, or an interrupted set's
-    marker) or, with no manifest, real.
+    """What is known of the data root: keys ``kind``, ``synthetic`` and ``note`` always.
+
+    * ``"synthetic"``: :func:`minasd.synth.find_manifest` finds the set's manifest in ``root``
+      or up to two folders above it (or an interrupted set's marker); adds seed, size,
+      generator version, machine types and ``finished``;
+    * ``"dcase2021"``: ``minasd download`` left its manifest in ``root``
+      (:func:`minasd.download.download_manifest`) and every archive came from Zenodo's DCASE
+      2021 Task 2 records with its published MD5: the released files; adds the machine
+      types and parts downloaded;
+    * ``"dcase_layout"``: anything else, e.g. a DCASE-layout set from another generator or a
+      copy of unknown origin: nothing says it is the released data.
 
     Book: chapter 5.
     """
+    from .download import download_manifest
     from .synth import find_manifest
 
     m = find_manifest(root)
@@ -125,7 +141,23 @@ def data_manifest(root: str | Path) -> dict:
         return {"kind": "synthetic", "synthetic": True, "seed": m.get("seed"), "size": m.get("size"),
                 "generator_version": m.get("generator_version"), "machine_types": m.get("machine_types"),
                 "finished": m["finished"], "note": note}
-    return {"kind": "real", "synthetic": False, "note": "DCASE 2021 Task 2 layout (no synthetic manifest found)"}
+    dl = download_manifest(root)
+    if dl is not None and dl.get("zenodo"):
+        return {"kind": "dcase2021", "synthetic": False, "machine_types": dl["machine_types"], "parts": dl["parts"],
+                "note": REAL_DCASE_NOTE}
+    return {"kind": "dcase_layout", "synthetic": False, "note": UNKNOWN_DATA_NOTE}
+
+
+def data_kind_label(data: Mapping) -> str:
+    """A caption's words for a data manifest that is not synthetic (:func:`data_manifest`).
+
+    Only a ``"dcase2021"`` record is called real; any other (also ``"real"``, which an
+    earlier minasd wrote for every root without a synthetic manifest) is of unknown origin.
+
+    >>> data_kind_label({"kind": "real", "synthetic": False})
+    'DCASE layout, no minasd synth manifest (provenance unknown)'
+    """
+    return REAL_DCASE_NOTE if data.get("kind") == "dcase2021" else UNKNOWN_DATA_NOTE
 
 
 def section_role(section: int) -> str:
@@ -649,15 +681,6 @@ def write_dcase_files(directory: Path, machine: str, data_root: Path, scored: di
     return sorted(written)
 
 
-def _hmean_or_none(values: list) -> float | None:
-    from .metrics import harmonic_mean
-
-    v = [x for x in values if x is not None]
-    if not v or len(v) != len(values) or min(v) <= 0:
-        return None
-    return harmonic_mean(v)
-
-
 def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlier: str | None = None,
                  p: int | None = None, aggregation: str | None = None, sections: Iterable[int] | None = None,
                  device: str = "auto", overwrite: bool = False, which: str = "best", seed: int = 0,
@@ -766,7 +789,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
     summary = {}
     for k in SCORE_KINDS:
         ka, kp = ("auc", "pauc") if k == "h" else (f"auc_{k}", f"pauc_{k}")
-        summary[k] = {role: _hmean_or_none([x for r in rows if r["role"] == role for x in (r[ka], r[kp])])
+        summary[k] = {role: hmean_or_none([x for r in rows if r["role"] == role for x in (r[ka], r[kp])])
                       for role in ("dev", "eval")}
     meta = embs.meta
     results = {
@@ -848,7 +871,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                        sections=args.sections, device=args.device, overwrite=args.overwrite, which=args.checkpoint,
                        progress=not args.quiet)
     data = res["provenance"]["data"]
-    print(f"{res['machine_type']} ({'SYNTHETIC data, not DCASE' if data['synthetic'] else 'real data'}); "
+    print(f"{res['machine_type']} ({'SYNTHETIC data, not DCASE' if data['synthetic'] else data_kind_label(data)}); "
           f"h = {res['inlier']['kind']} p={res['inlier']['p']}")
     print(format_table(res))
     return 0

@@ -4,7 +4,7 @@
 machine type present under ROOT:
 
 * **proposed**: the two-BCE model (``minasd.train``), one model per lambda of the
-  grid (default {0.1, 1, 10});
+  grid (default :data:`minasd.profiles.DEFAULT_GRID_LAM`: Table I's values, {0.1, 10});
 * **no_mixup**: the proposed method trained without Mixup (Table III, "w/o Mixup");
 * **product_only**: only the product-ID loss, no machine loss (Table III, "only
   product-ID classification");
@@ -63,12 +63,14 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, hparams_for
-from .io_utils import atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, git_commit
+from .io_utils import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, folder_lock,
+                       git_commit, sha256_file)
+from .profiles import DEFAULT_GRID_LAM
 
 RESULTS_SCHEMA = "minasd.experiment"
 #: Version of the files under OUT/results; bump when a column or key changes.
@@ -81,7 +83,6 @@ TRAINED: dict[str, dict] = {"proposed": {}, "no_mixup": {"mixup": False}, "produ
 TABLE2_VARIANTS = ("proposed", "baseline")
 TABLE3_VARIANTS = ("proposed", "no_mixup", "wo_h", "product_only")
 DEFAULT_GRID_P: dict[str, tuple[int, ...]] = {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
-DEFAULT_GRID_LAM: tuple[float, ...] = (0.1, 1.0, 10.0)
 #: Columns of ``OUT/results/scores/<type>.csv``: one row per labelled test clip, variant and seed
 #: (higher score = more anomalous), the input of :mod:`minasd.analysis`.
 SCORE_COLUMNS: tuple[str, ...] = ("machine", "section", "clip", "label", "variant", "seed", "score")
@@ -153,7 +154,7 @@ def select_on_dev(rows: Sequence[Mapping], keys: Sequence[str] = ("lam", "kind",
     >>> select_on_dev(rows, keys=("p",))[0]
     {'p': 1}
     """
-    from .metrics import harmonic_mean
+    from .metrics import hmean_or_none
 
     dev = {int(s) for s in dev_sections}
     order: list[tuple] = []
@@ -170,14 +171,11 @@ def select_on_dev(rows: Sequence[Mapping], keys: Sequence[str] = ("lam", "kind",
         g = groups[k]
         skipped = next((r.get("skipped") for r in g if r.get("skipped")), None)
         vals = [v for r in g for v in (r.get("auc"), r.get("pauc"))]
-        score = None
-        if g and not skipped and all(v is not None for v in vals):
-            # an AUC or pAUC of 0 (possible on small sections) gives the harmonic mean's limit, 0:
-            # the candidate is the worst possible, not invalid
-            score = harmonic_mean(vals) if min(vals) > 0 else 0.0
-        elif not g:
+        # metrics.hmean_or_none: an AUC or pAUC of 0 (possible on small sections) is the worst score, not invalid
+        score = hmean_or_none(vals) if g and not skipped else None
+        if not g:
             skipped = skipped or "no development-section rows"
-        elif not skipped:
+        elif score is None and not skipped:
             skipped = "a development section has no AUC (labels missing?)"
         table.append({**dict(zip(keys, k)), "dev_hmean": score, "n_dev_sections": len(g), "skipped": skipped,
                       "chosen": False})
@@ -315,8 +313,26 @@ def _tsne_sample(embs, model_run: Path, other_df, data_root: Path, device: str, 
             "label": np.concatenate([t.labels[ti], o_lab]).astype(int)}
 
 
+def _savez(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    return atomic_savez(path, **arrays)
+
+
+def type_files(res_dir: Path, machine: str) -> list[str]:
+    """The files under ``res_dir`` (``OUT/results``) that belong to one type, relative to it."""
+    own = [f"roc/{machine}.json", f"scores/{machine}.csv", f"types/{machine}.json"]
+    own += [f"tsne/{machine}_{v}.npz" for v in VARIANTS]
+    found = [f for f in own if (res_dir / f).is_file()]
+    found += [str(p.relative_to(res_dir)) for p in sorted((res_dir / "logs" / machine).glob("*.jsonl"))]
+    return sorted(found)
+
+
 def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, progress: bool = True) -> dict:
     """Everything of one machine type (resume unit); writes ``results/types/<type>.json``.
+
+    One writer per file: the type's files (:func:`type_files`) are written only here, all at
+    the end under the folder's lock (:func:`minasd.io_utils.folder_lock`), ``types/<type>.json``
+    last; an earlier ``types/<type>.json`` is removed first, so the tables never pair this
+    type's new files with its old record (nor, after an interruption, with half of them).
 
     Args:
         machine: target machine type.
@@ -335,6 +351,13 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
     res_dir = out / "results"
     variants = cfg["variants"]
     runs_dir = out / "runs" / machine
+    with folder_lock(out):  # an earlier result of this type leaves the tables until the new one is committed
+        old = res_dir / "types" / f"{machine}.json"
+        if old.is_file():
+            old.unlink()
+            print(f"[experiment] {machine}: {old} (another configuration) withdrawn; computing it again")
+    # (path under results/, writer, payload): this type's files, committed together at the end
+    writes: list[tuple[str, Callable, object]] = []
     table1 = hparams_for(machine)
 
     def train_cfg(variant: str, lam: float) -> TrainConfig:
@@ -380,7 +403,7 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         for lam in lams:
             src = runs_dir / run_name(variant, lam) / "log.jsonl"
             if src.is_file():
-                atomic_write_text(res_dir / "logs" / machine / f"{run_name(variant, lam)}.jsonl", src.read_text())
+                writes.append((f"logs/{machine}/{run_name(variant, lam)}.jsonl", atomic_write_text, src.read_text()))
         return chosen, run_dir, ev, embs
 
     need_proposed = any(v in variants for v in ("proposed", "wo_h", "no_mixup", "product_only"))
@@ -401,14 +424,14 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         if "proposed" in variants:
             tsne = _tsne_sample(pembs, prun, other_df, data_root, cfg["device"], cfg["seed"], cfg["tsne_max_target"],
                                 cfg["tsne_max_other"], progress)
-            atomic_savez(res_dir / "tsne" / f"{machine}_proposed.npz", **tsne)
+            writes.append((f"tsne/{machine}_proposed.npz", _savez, tsne))
     for variant in ("no_mixup", "product_only"):
         if variant in variants:
             _, vrun, _, vembs = select_and_eval(variant, [chosen_lam])
             if variant == "product_only":
                 tsne = _tsne_sample(vembs, vrun, other_df, data_root, cfg["device"], cfg["seed"],
                                     cfg["tsne_max_target"], cfg["tsne_max_other"], progress)
-                atomic_savez(res_dir / "tsne" / f"{machine}_product_only.npz", **tsne)
+                writes.append((f"tsne/{machine}_product_only.npz", _savez, tsne))
     if "baseline" in variants:
         from .baseline import run_baseline
 
@@ -424,16 +447,19 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
                              "role": section_role(int(r.section)), "auc": float(r.auc), "pauc": float(r.pauc)})
         evals["baseline"] = {"run": None, "selected": None, "inlier": None, "training": None,
                              "eval_duration_s": round(time.perf_counter() - tb, 3)}
-    atomic_write_json(res_dir / "roc" / f"{machine}.json", roc)
     import pandas as pd
 
-    atomic_write_text(res_dir / "scores" / f"{machine}.csv",
-                      pd.DataFrame(clip_scores, columns=list(SCORE_COLUMNS)).to_csv(index=False))
+    writes.append((f"roc/{machine}.json", atomic_write_json, roc))
+    writes.append((f"scores/{machine}.csv", atomic_write_text,
+                   pd.DataFrame(clip_scores, columns=list(SCORE_COLUMNS)).to_csv(index=False)))
     result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": machine,
               "config_signature": _signature(cfg), "variants": evals, "runs": runs, "sections": sections,
               "selection": selection_rows, "duration_s": round(time.perf_counter() - t0, 3),
               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    atomic_write_json(res_dir / "types" / f"{machine}.json", result)
+    writes.append((f"types/{machine}.json", atomic_write_json, result))  # last: it marks the type done
+    with folder_lock(out):
+        for rel, write, payload in writes:
+            write(res_dir / rel, payload)
     if progress:
         print(f"[experiment] {machine}: wrote {res_dir / 'types' / f'{machine}.json'}, roc/, logs/, tsne/")
     return result
@@ -442,6 +468,20 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
 # --------------------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------------------
+
+
+def _finished_types(res_dir: Path) -> dict[str, dict]:
+    """The type records (``types/<type>.json``) of this schema version under ``res_dir``."""
+    done = {}
+    for f in sorted((res_dir / "types").glob("*.json")):
+        obj = json.loads(f.read_text())
+        if obj.get("schema_version") == RESULTS_SCHEMA_VERSION:
+            done[obj["machine_type"]] = obj
+    return done
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
 
 
 def _signature(cfg: dict) -> dict:
@@ -457,9 +497,10 @@ def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
     The rule (the paper's Table II is over all three test sections of a type):
 
     * a type's figures are over **all** of ``sections`` or not reported: a type that
-      lacks some of them (no labels, not evaluated) or has an AUC or pAUC of 0 (where the
-      harmonic mean is undefined) still gets a row, with AUC, pAUC and hmean None and a
-      ``note`` that names the sections missing;
+      lacks some of them (no labels, not evaluated) still gets a row, with AUC, pAUC and
+      hmean None and a ``note`` that names the sections missing;
+    * an AUC or pAUC of 0 counts as 0 (:func:`minasd.metrics.hmean_or_none`, the one rule):
+      the figures it enters are 0, and the ``note`` names the section;
     * ``"All"`` is computed over the **complete** types only, and its ``note`` names the
       types it covers and the incomplete ones it left out (chosen over "All is not
       reported when one type is incomplete" because runs of a subset of types are
@@ -480,7 +521,7 @@ def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
     Raises:
         ValueError: a (variant, type, section) appears twice.
     """
-    from .metrics import ALL_LABEL, harmonic_mean
+    from .metrics import ALL_LABEL, hmean_or_none
 
     secs = sorted({int(s) for s in sections})
     out = []
@@ -499,17 +540,11 @@ def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
                     if int(r["section"]) in got:
                         raise ValueError(f"summary_table: {v} {m} section {int(r['section']):02d} appears twice")
                     got[int(r["section"])] = (r["auc"], r["pauc"])
-            missing = [s for s in secs if s not in got or got[s][0] is None or got[s][1] is None]
-            zero = [s for s in secs if s not in missing and min(got[s]) <= 0]
-            if missing or zero:
-                why = []
-                if missing:
-                    why.append(f"section{'s' if len(missing) > 1 else ''} {', '.join(f'{s:02d}' for s in missing)} "
-                               "missing")
-                if zero:
-                    why.append(f"AUC or pAUC of 0 in {', '.join(f'{s:02d}' for s in zero)}")
+            missing = [s for s in secs if s not in got or hmean_or_none(got[s]) is None]
+            if missing:
                 out.append({"variant": v, "machine": m, "AUC": None, "pAUC": None, "hmean": None,
-                            "note": "; ".join(why) + ": not reported"})
+                            "note": f"section{'s' if len(missing) > 1 else ''} "
+                                    f"{', '.join(f'{s:02d}' for s in missing)} missing: not reported"})
                 left_out.append(m)
                 continue
             a = [got[s][0] for s in secs]
@@ -517,15 +552,17 @@ def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
             all_a += a
             all_p += p
             complete.append(m)
-            out.append({"variant": v, "machine": m, "AUC": 100 * harmonic_mean(a), "pAUC": 100 * harmonic_mean(p),
-                        "hmean": 100 * harmonic_mean(a + p), "note": ""})
+            zero = [f"{s:02d}" for s in secs if min(got[s]) == 0]
+            out.append({"variant": v, "machine": m, "AUC": _percent(hmean_or_none(a)),
+                        "pAUC": _percent(hmean_or_none(p)), "hmean": _percent(hmean_or_none(a + p)),
+                        "note": f"AUC or pAUC of 0 in {', '.join(zero)}" if zero else ""})
         if not types:
             continue
         if complete:
             note = f"over {', '.join(complete)}" + (f"; left out (incomplete): {', '.join(left_out)}"
                                                       if left_out else "")
-            out.append({"variant": v, "machine": ALL_LABEL, "AUC": 100 * harmonic_mean(all_a),
-                        "pAUC": 100 * harmonic_mean(all_p), "hmean": 100 * harmonic_mean(all_a + all_p),
+            out.append({"variant": v, "machine": ALL_LABEL, "AUC": _percent(hmean_or_none(all_a)),
+                        "pAUC": _percent(hmean_or_none(all_p)), "hmean": _percent(hmean_or_none(all_a + all_p)),
                         "note": note})
         else:
             out.append({"variant": v, "machine": ALL_LABEL, "AUC": None, "pAUC": None, "hmean": None,
@@ -546,8 +583,12 @@ def _write_table(res_dir: Path, name: str, rows: list[dict]) -> list[str]:
 
 
 def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict) -> Path:
-    """Rebuild the aggregated tables and the manifest from the per-type files."""
-    from .metrics import harmonic_mean
+    """Rebuild the aggregated tables and the manifest from the per-type files.
+
+    The caller holds the folder's lock (:func:`minasd.io_utils.folder_lock`): one process
+    writes these files at a time.  The manifest, written last, holds every listed file's
+    SHA-256, so a reader of a set left half rewritten by an interruption is told so."""
+    from .metrics import hmean_or_none
 
     res_dir = out / "results"
     sec_rows, sel_rows = [], []
@@ -556,7 +597,7 @@ def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict)
             a, p = r["auc"], r["pauc"]
             sec_rows.append({"variant": r["variant"], "machine": r["machine"], "section": f"{int(r['section']):02d}",
                              "role": r["role"], "AUC": 100 * a, "pAUC": 100 * p,
-                             "hmean": 100 * harmonic_mean([a, p]) if min(a, p) > 0 else None})
+                             "hmean": _percent(hmean_or_none([a, p]))})
         sel_rows += [{k: r.get(k) for k in TABLE_COLUMNS["selection"]} for r in types[m]["selection"]]
     raw = [{"variant": r["variant"], "machine": r["machine"], "section": int(r["section"]), "auc": r["AUC"] / 100,
             "pauc": r["pAUC"] / 100} for r in sec_rows]
@@ -568,8 +609,8 @@ def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict)
                                                            machines=order))
     files += _write_table(res_dir, "table3", summary_table(raw, [v for v in TABLE3_VARIANTS if v in cfg["variants"]],
                                                            machines=order))
-    extra = sorted(str(p.relative_to(res_dir)) for sub in ("roc", "logs", "tsne", "types", "scores")
-                   for p in (res_dir / sub).rglob("*") if p.is_file() and not p.name.startswith("."))
+    # only the files of the types tabulated: a type being computed by another job is not half listed
+    extra = sorted(f for m in types for f in type_files(res_dir, m))
     manifest = {
         "schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION,
         "grids": {"lam": list(cfg["grid_lam"]), "p": {k: list(v) for k, v in cfg["grid_p"].items()},
@@ -578,6 +619,8 @@ def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict)
         "tables": {k: list(v) for k, v in TABLE_COLUMNS.items()},
         "report_sections": list(EVAL_SECTIONS), "selection_sections": list(DEV_SECTIONS),
         "files": files + extra, "provenance": provenance,
+        # written last: a table written after it (an interrupted rewrite) no longer matches (load_results)
+        "checksums": {f: sha256_file(res_dir / f) for f in files + extra},
     }
     atomic_write_json(res_dir / "manifest.json", manifest)
     return res_dir
@@ -709,7 +752,8 @@ def write_dcase_teams(out: str | Path, variants: Sequence[str], types: Mapping[s
 def load_results(directory: str | Path) -> dict:
     """Load and validate the compact result files of an experiment (``OUT`` or ``OUT/results``).
 
-    Checks the manifest's schema and version, that every listed file exists, that
+    Checks the manifest's schema and version, that every listed file exists (and, where the
+    manifest records them, has the checksum it was listed with), that
     every table's CSV and JSON have exactly the schema's columns, that ROC files
     hold monotone ``fpr``/``tpr`` lists of equal length, and that t-SNE files hold
     the schema's arrays with matching lengths.
@@ -743,6 +787,11 @@ def load_results(directory: str | Path) -> dict:
     for f in manifest["files"]:
         if not (d / f).is_file():
             raise FileNotFoundError(f"{d / f} is listed in {mf} but does not exist")
+    for f, digest in manifest.get("checksums", {}).items():  # absent in manifests of earlier minasd
+        if sha256_file(d / f) != digest:
+            raise ValueError(f"{d / f} differs from the file {mf} was written with: the tables were left half "
+                             "rewritten (an interrupted run?); run the experiment (or `minasd results`) again to "
+                             "rewrite them")
     tables = {}
     for name, cols in TABLE_COLUMNS.items():
         csv_path, json_path = d / f"{name}.csv", d / f"{name}.json"
@@ -815,7 +864,8 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
                epochs: int | None = None, device: str = "auto", variants: Sequence[str] = VARIANTS,
                grid_p: Mapping[str, Sequence[int]] | None = None, grid_lam: Sequence[float] = DEFAULT_GRID_LAM,
                seed: int = 0, train_overrides: Mapping | None = None, tsne_max_target: int = TSNE_MAX_TARGET,
-               tsne_max_other: int = TSNE_MAX_OTHER, workers: int | None = None, progress: bool = True) -> dict:
+               tsne_max_other: int = TSNE_MAX_OTHER, workers: int | None = None, progress: bool = True,
+               tables: bool = True) -> dict | None:
     """Run (or resume) the protocol and write ``OUT/results`` (module docstring).
 
     Args:
@@ -826,16 +876,20 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         device: "auto", "cpu", "cuda", ...
         variants: subset of :data:`VARIANTS`.
         grid_p: {"gmm": [...], "lof": [...]} (default :data:`DEFAULT_GRID_P`).
-        grid_lam: lambda grid (default {0.1, 1, 10}).
+        grid_lam: lambda grid (default :data:`minasd.profiles.DEFAULT_GRID_LAM`, {0.1, 10}).
         seed: seed of training, GMM fits and subsamples.
         train_overrides: other :class:`minasd.train.TrainConfig` fields (batch_size, lr,
             backbone, max_train_clips_per_section, val_fraction, num_workers, ...).
         tsne_max_target, tsne_max_other: clips in each t-SNE sample.
         workers: processes of the baseline's feature extraction.
         progress: tqdm bars and a line per written file.
+        tables: write the tables, the manifest and ``OUT/dcase`` (under the folder's lock).
+            False in a job of :mod:`minasd.results` or :mod:`minasd.controlled`: a job writes
+            only its types' own files, and the one scheduling process merges them (calling
+            this again with ``tables=True``, which finds every type done).
 
     Returns:
-        :func:`load_results` of the written files.  Book: chapter 6.
+        :func:`load_results` of the written files (None when ``tables`` is False).  Book: chapter 6.
     """
     from . import __version__
     from .data import index, protocol_clips
@@ -871,11 +925,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
            "tsne_max_other": tsne_max_other, "workers": workers}
     test_df = protocol_clips(df, "test")
     res_dir = out / "results"
-    done: dict[str, dict] = {}
-    for f in sorted((res_dir / "types").glob("*.json")):  # types finished before (other sessions)
-        obj = json.loads(f.read_text())
-        if obj.get("schema_version") == RESULTS_SCHEMA_VERSION:
-            done[obj["machine_type"]] = obj
+    done = _finished_types(res_dir)  # types finished before (other sessions)
     if progress:
         print(f"[experiment] {len(types)} machine types {types}, variants {variants}, lambda grid {grid_lam}, "
               f"p grid {grid_p}; output {out}")
@@ -885,24 +935,31 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
                 print(f"[experiment] {m}: results/types/{m}.json is up to date, skipped")
             continue
         done[m] = run_type(m, root, out, cfg, test_df[test_df["machine"] != m].reset_index(drop=True), progress)
+    if not tables:
+        return None
     dev = resolve_device(device)
-    provenance = {
-        "config": json.loads(json.dumps(cfg)), "minasd_version": __version__, "git_commit": git_commit(),
-        "data_root": str(root), "data": data_manifest(root), "device": str(dev),
-        "device_name": __import__("torch").cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "epochs": {m: {v: e["training"]["epochs_done"] for v, e in done[m]["variants"].items() if e.get("training")}
-                   for m in done},
-        # types computed in other invocations (sessions) may have used another configuration: each says its own
-        "per_type_config": {m: done[m]["config_signature"] for m in done},
-        "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
-                       "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    res = write_tables(out, cfg, done, provenance)
-    if progress:
-        print(f"[experiment] wrote {res}/manifest.json, table2/table3/sections/selection (.csv, .json)")
-    write_dcase_teams(out, variants, done, progress=progress)
-    return load_results(res)
+    data = data_manifest(root)
+    with folder_lock(out):
+        # every type on disk now, this invocation's and those other jobs committed meanwhile (a type another
+        # job is computing again has withdrawn its record: it is left out rather than half listed)
+        done = _finished_types(res_dir)
+        provenance = {
+            "config": json.loads(json.dumps(cfg)), "minasd_version": __version__, "git_commit": git_commit(),
+            "data_root": str(root), "data": data, "device": str(dev),
+            "device_name": __import__("torch").cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "epochs": {m: {v: e["training"]["epochs_done"] for v, e in done[m]["variants"].items()
+                           if e.get("training")} for m in done},
+            # types computed in other invocations (sessions) may have used another configuration: each says its own
+            "per_type_config": {m: done[m]["config_signature"] for m in done},
+            "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
+                           "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        res = write_tables(out, cfg, done, provenance)
+        if progress:
+            print(f"[experiment] wrote {res}/manifest.json, table2/table3/sections/selection (.csv, .json)")
+        write_dcase_teams(out, variants, done, progress=progress)
+        return load_results(res)
 
 
 def format_results(loaded: dict) -> str:
@@ -948,7 +1005,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid-p", nargs="+", default=None, metavar="KIND:P,P",
                         help="inlier grid, e.g. gmm:1,2,4,8,16,32,64 lof:4,8,16,32 (the default)")
     parser.add_argument("--grid-lam", type=float, nargs="+", default=list(DEFAULT_GRID_LAM),
-                        help="lambda grid (default 0.1 1 10); one model is trained per value")
+                        help=f"lambda grid (default {' '.join(f'{v:g}' for v in DEFAULT_GRID_LAM)}: Table I's values); "
+                             "one model is trained per value")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the profile's)")
     parser.add_argument("--backbone", default=None, help="timm encoder (default: the profile's)")
@@ -972,11 +1030,10 @@ def run_experiment(args: argparse.Namespace) -> int:
     """Run ``minasd experiment`` and print the tables (Book: chapter 6)."""
     from .profiles import get_profile
 
-    prof = get_profile(args.profile)
-    overrides = {k: v for k, v in (("batch_size", args.batch_size or prof.batch_size),
-                                   ("backbone", args.backbone or prof.backbone), ("profile", prof.name),
-                                   ("max_train_clips_per_section", args.max_train_clips_per_section)) if v is not None}
-    loaded = experiment(args.data, args.out, machine_types=args.machine_types, epochs=args.epochs or prof.epochs,
+    epochs, overrides = get_profile(args.profile).experiment_settings(
+        epochs=args.epochs, backbone=args.backbone, batch_size=args.batch_size,
+        max_train_clips_per_section=args.max_train_clips_per_section)
+    loaded = experiment(args.data, args.out, machine_types=args.machine_types, epochs=epochs,
                         device=args.device,
                         variants=[v.strip() for v in args.variants.split(",") if v.strip()],
                         grid_p=_parse_grid_p(args.grid_p), grid_lam=args.grid_lam, seed=args.seed,

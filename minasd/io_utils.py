@@ -7,14 +7,16 @@ the old file or the new one, never half of one.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -89,6 +91,66 @@ def atomic_savez(path: str | Path, **arrays: np.ndarray) -> Path:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+_held: dict[tuple[str, int], int] = {}  # (lock file, thread) -> depth held (the lock is re-entrant per thread)
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (the file ``folder/.lock``) while the block runs.
+
+    Every read-modify-write of files that several processes share goes inside it: a
+    (seed, type) job committing its files and the one process that merges them into
+    tables and publishes them (:mod:`minasd.experiment`, :mod:`minasd.results`), so that
+    no reader sees a table between two of its writes.  The lock is ``flock``'s: it is
+    released when the process ends, however it ends (an interruption leaves no stale
+    lock), and a nested ``folder_lock`` on the same folder in the same thread does not
+    wait for itself (other threads do wait: each holds its own open file).  Where ``fcntl`` does not exist (Windows), nothing is locked.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d, folder_lock(d) as f, folder_lock(d):
+    ...     f.name
+    '.lock'
+    """
+    path = Path(folder) / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = (str(path.resolve()), threading.get_ident())
+    with _held_guard:
+        nested = _held.get(key, 0) > 0
+        _held[key] = _held.get(key, 0) + 1
+    try:
+        if nested:
+            yield path
+            return
+        try:
+            import fcntl
+        except ImportError:  # no flock: one process at a time is the caller's business
+            yield path
+            return
+        with open(path, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield path
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    finally:
+        with _held_guard:
+            _held[key] -= 1
+            if not _held[key]:
+                del _held[key]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def git_commit(repo: str | Path | None = None) -> str | None:

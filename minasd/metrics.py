@@ -86,6 +86,30 @@ def harmonic_mean(values: Iterable[float]) -> float:
     return float(v.size / np.sum(1.0 / v))
 
 
+def hmean_or_none(values: Iterable[float | None]) -> float | None:
+    """The one rule for a harmonic mean of AUCs and pAUCs that may be missing or 0.
+
+    Used by every table, selection and summary of minasd (and the book), so that a
+    candidate or a type is "worst" or "not reported" whatever path computed it:
+
+    * no values, or any value missing (None or NaN): **None**, not reported (the caller
+      says why: a section without labels, not evaluated, ...);
+    * a value of exactly 0 (every anomaly scored below every normal clip): **0.0**, the
+      harmonic mean's limit as that value tends to 0: a valid result, the worst there is;
+    * otherwise :func:`harmonic_mean` (a negative or infinite value raises ValueError).
+
+    >>> hmean_or_none([0.5, 1.0]), hmean_or_none([0.0, 0.9]), hmean_or_none([0.9, None]), hmean_or_none([])
+    (0.6666666666666666, 0.0, None, None)
+    """
+    v = [None if x is None else float(x) for x in values]
+    if not v or any(x is None or np.isnan(x) for x in v):
+        return None
+    arr = np.asarray(v, dtype=np.float64)
+    if (arr == 0).any() and (arr >= 0).all() and np.isfinite(arr).all():
+        return 0.0
+    return harmonic_mean(arr)
+
+
 def machine_order(machines: Iterable[str]) -> list[str]:
     """Distinct machine types in the order of :data:`minasd.config.MACHINE_TYPES` (the paper's), unknown ones last."""
     seen = list(dict.fromkeys(str(m) for m in machines))

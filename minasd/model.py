@@ -42,6 +42,7 @@ NOISY_STUDENT = "tf_efficientnet_b0.ns_jft_in1k"
 
 
 def _create_backbone(name: str, pretrained_hub: bool = False) -> nn.Module:
+    from . import progress  # noqa: F401  (before timm: keeps its tqdm.auto import quiet in a notebook)
     import timm  # local import: keeps `import minasd.model` cheap
 
     return timm.create_model(

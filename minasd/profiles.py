@@ -15,7 +15,11 @@ on sections 00-02 from its grid whatever the profile says.
   every result made with it says ``profile cpu`` and names the encoder.
 
 One definition, used by ``minasd train``, ``minasd experiment``, ``minasd demo``,
-the book's chapters and CI.
+``minasd results``, ``minasd controlled``, the book's chapters and CI, through one
+mapping: :meth:`Profile.settings` (a profile plus the options given explicitly ->
+the training settings every entry point records).  Lambda: a single training
+(``train``, ``demo``) uses the profile's; the experiment and everything built on
+it choose it per type on sections 00-02 from :data:`DEFAULT_GRID_LAM`.
 
 >>> get_profile("cpu").name
 'cpu'
@@ -27,7 +31,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .config import hparams_for
+#: The lambda grid of the experiment (and of ``minasd results``, ``minasd controlled``'s
+#: reference and the book) unless a caller gives another: Table I's two values.
+DEFAULT_GRID_LAM: tuple[float, ...] = (0.1, 10.0)
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,40 @@ class Profile:
     lam: float | None
     summary: str
 
-    def batch_size_for(self, machine_type: str) -> int:
-        """The batch size a run of ``machine_type`` uses under this profile."""
-        return self.batch_size if self.batch_size is not None else hparams_for(machine_type).batch_size
+    def settings(self, *, epochs: int | None = None, backbone: str | None = None, batch_size: int | None = None,
+                 lam: float | None = None) -> dict:
+        """The training settings of this profile, with the options given explicitly (None = not given).
+
+        Every key is always present, None keeping its meaning in :class:`minasd.train.TrainConfig`
+        (backbone None: EfficientNet-B0; batch size or lambda None: Table I's per-type value), so
+        that every entry point records the same settings for the same profile and options.
+
+        >>> get_profile("cpu").settings(epochs=3)
+        {'profile': 'cpu', 'backbone': 'mobilenetv3_small_050', 'epochs': 3, 'batch_size': 32, 'lam': 10.0}
+        >>> get_profile("paper").settings()["backbone"] is None
+        True
+        """
+        def pick(given, own):
+            return own if given is None else given
+
+        return {"profile": self.name, "backbone": pick(backbone, self.backbone), "epochs": int(pick(epochs, self.epochs)),
+                "batch_size": pick(batch_size, self.batch_size), "lam": pick(lam, self.lam)}
+
+    def experiment_settings(self, *, epochs: int | None = None, backbone: str | None = None,
+                            batch_size: int | None = None, **extra) -> tuple[int, dict]:
+        """:meth:`settings` as :func:`minasd.experiment.experiment` takes them: ``(epochs, train_overrides)``.
+
+        Lambda is left out (the experiment chooses it from its grid); ``extra`` are further
+        :class:`minasd.train.TrainConfig` fields given explicitly (None = not given: left out).
+
+        >>> get_profile("cpu").experiment_settings(max_train_clips_per_section=None)
+        (20, {'profile': 'cpu', 'backbone': 'mobilenetv3_small_050', 'batch_size': 32})
+        """
+        s = self.settings(epochs=epochs, backbone=backbone, batch_size=batch_size)
+        del s["lam"]
+        epochs_ = s.pop("epochs")
+        s.update({k: v for k, v in extra.items() if v is not None})
+        return epochs_, s
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

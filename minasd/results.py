@@ -27,6 +27,15 @@ aggregates what the book renders::
 * ``OUT/summary/provenance.json``: profile, data manifest, seeds, commit,
   machine, wall time of each seed's experiment.
 
+One writer per file: the (seed, type) jobs run side by side (``--jobs``) and each writes
+only its own type's files in ``WORK/seed<k>/results`` (:func:`minasd.experiment.run_type`,
+committed under the seed folder's lock); the scheduling process alone rewrites the seed's
+tables, manifest and team folders from the finished types and publishes them, under the
+same lock (:func:`merge_and_publish`), and alone writes ``OUT``.  The manifest holds every
+file's checksum, so a set left half rewritten by an interruption is refused by
+:func:`minasd.experiment.load_results` until the next run rewrites it.  ``minasd
+controlled`` shares the scheduler and the rule.
+
 Resumable at every level: a finished seed's types are skipped by the experiment
 itself, an interrupted training resumes from its last checkpoint; rerunning the
 command after an interruption (or in another session) continues where it stopped
@@ -43,7 +52,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .io_utils import atomic_write_json, atomic_write_text, git_commit
+from .io_utils import atomic_write_json, atomic_write_text, folder_lock, git_commit
+from .profiles import DEFAULT_GRID_LAM
 
 SUMMARY_DIR = "summary"
 ABLATIONS = ("no_mixup", "product_only", "wo_h")
@@ -205,20 +215,36 @@ def job_init(threads: int) -> None:
 
 
 def _run_task(kwargs: dict, log_path: str | None) -> float:
-    """One (seed, type) experiment; with a log path its output goes there (parallel runs)."""
+    """One (seed, type) experiment in a job: it writes only that type's own files (``tables=False``);
+    the scheduling process merges them (:func:`merge_and_publish`).  With a log path its output goes
+    there (parallel runs)."""
     import contextlib
 
     from .experiment import experiment
 
     t0 = time.perf_counter()
     if log_path is None:
-        experiment(**kwargs)
+        experiment(**kwargs, tables=False)
     else:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), \
                 contextlib.redirect_stderr(fh):
-            experiment(**kwargs)
+            experiment(**kwargs, tables=False)
     return time.perf_counter() - t0
+
+
+def merge_and_publish(kwargs: dict, work_seed: Path, out_seed: Path, data_root: Path) -> Path:
+    """Merge a seed's finished types into its tables and publish them (the one writer of both).
+
+    Under the seed folder's lock (:func:`minasd.io_utils.folder_lock`), which a job also takes
+    to commit a type's files: the experiment rewrites the tables, the manifest and the DCASE
+    team folders from every finished type (no training: the job has just finished its type),
+    and the published copy is taken before any job can commit another type."""
+    from .experiment import experiment
+
+    with folder_lock(work_seed):
+        experiment(**{**kwargs, "progress": False})
+        return publish(work_seed, out_seed, data_root)
 
 
 class InlinePool:
@@ -248,7 +274,7 @@ def run_results(args: argparse.Namespace) -> int:
 
     from .data import index, protocol_clips
     from .evaluate import data_manifest
-    from .experiment import DEFAULT_GRID_LAM, VARIANTS, experiment
+    from .experiment import VARIANTS
     from .profiles import get_profile
 
     t_start = time.perf_counter()
@@ -267,11 +293,8 @@ def run_results(args: argparse.Namespace) -> int:
     else:
         root = Path(args.data)
     types = args.machine_types or sorted(set(protocol_clips(index(root), "train")["machine"]))
-    overrides = {"backbone": profile.backbone, "profile": profile.name}
-    if profile.batch_size is not None:
-        overrides["batch_size"] = profile.batch_size
-    epochs = args.epochs or profile.epochs
-    grid_lam = [float(v) for v in (args.grid_lam or DEFAULT_GRID_LAM)]
+    epochs, overrides = profile.experiment_settings(epochs=args.epochs)
+    grid_lam = [float(v) for v in args.grid_lam]
     provenance_path = out / SUMMARY_DIR / "provenance.json"
     prov = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {"seeds": {}}
     first = args.seeds[0]
@@ -290,11 +313,9 @@ def run_results(args: argparse.Namespace) -> int:
         publish it and rebuild the summary; the resume unit is one (seed, type)."""
         nonlocal lams
         kw = task_kwargs(k, m)
-        if jobs > 1:  # the worker's own table write may predate another type of the same seed
-            experiment(**{**kw, "progress": False})
+        seed_out = merge_and_publish(kw, work / f"seed{k}", out / f"seed{k}", root)
         if k == first:
             lams = chosen_lambdas(work / f"seed{k}" / "results")
-        seed_out = publish(work / f"seed{k}", out / f"seed{k}", root)
         agg = aggregate(out, root, n_boot=args.n_boot)
         entry = prov["seeds"].setdefault(str(k), {})
         entry.setdefault("wall_s_per_type", {})[m] = entry.get("wall_s_per_type", {}).get(m, 0.0) + round(wall, 1)
@@ -363,8 +384,9 @@ def add_results_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training seeds; the first runs every variant and chooses lambda (default 0 1 2)")
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[],
                         help="further seeds that also train the ablations (default none)")
-    parser.add_argument("--grid-lam", type=float, nargs="+", default=[0.1, 10.0],
-                        help="lambda grid of the first seed (default 0.1 10)")
+    parser.add_argument("--grid-lam", type=float, nargs="+", default=list(DEFAULT_GRID_LAM),
+                        help="lambda grid of the first seed (default "
+                             f"{' '.join(f'{v:g}' for v in DEFAULT_GRID_LAM)}: Table I's values)")
     parser.add_argument("--machine-types", nargs="+", default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--jobs", type=int, default=None,

@@ -125,10 +125,11 @@ def data_label(data: Mapping) -> str:
     >>> data_label({"synthetic": True, "generator_version": "1.2", "size": "nope", "seed": 0})
     "SYNTHETIC data (minasd.synth v1.2, size nope; data seed 0; not DCASE), so never a reproduction of the paper's numbers"
     """
+    from .evaluate import data_kind_label
     from .synth import SIZES
 
     if not data.get("synthetic"):
-        return "real DCASE 2021 Task 2 data"
+        return data_kind_label(data)
     size = data.get("size")
     spec = SIZES.get(size)
     counts = (f": {spec.n_train} training clips per section, test sections of {spec.n_test_normal} normal + "

@@ -907,17 +907,14 @@ def run_train(args: argparse.Namespace) -> int:
     """Run ``minasd train`` (Book: chapter 4)."""
     from .profiles import get_profile
 
-    prof = get_profile(args.profile)
-    pick = lambda given, default: given if given is not None else default  # noqa: E731
+    settings = get_profile(args.profile).settings(epochs=args.epochs, backbone=args.backbone,
+                                                  batch_size=args.batch_size, lam=args.lam)
     cfg = TrainConfig(
-        machine_type=args.machine_type, data_root=str(args.data), out_dir=str(args.out),
-        epochs=pick(args.epochs, prof.epochs), batch_size=pick(args.batch_size, prof.batch_size), lr=args.lr,
-        lam=pick(args.lam, prof.lam), device=args.device,
-        seed=args.seed, mixup=not args.no_mixup, machine_loss=not args.product_loss_only,
-        pretrained=args.pretrained, backbone=pick(args.backbone, prof.backbone), val_fraction=args.val_fraction,
-        val_crops_per_clip=args.val_crops_per_clip,
+        machine_type=args.machine_type, data_root=str(args.data), out_dir=str(args.out), **settings, lr=args.lr,
+        device=args.device, seed=args.seed, mixup=not args.no_mixup, machine_loss=not args.product_loss_only,
+        pretrained=args.pretrained, val_fraction=args.val_fraction, val_crops_per_clip=args.val_crops_per_clip,
         num_workers=args.num_workers, max_train_clips_per_section=args.max_train_clips_per_section,
-        compile=args.compile, progress=not args.quiet, profile=prof.name,
+        compile=args.compile, progress=not args.quiet,
     )
     train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

@@ -40,12 +40,12 @@ def test_data_label_names_the_synthetic_generator_size_and_seed(tiny_set):
     assert data_label(str(tiny_set / "dev_data" / "valve")) == expected
 
 
-def test_data_label_without_a_synthetic_manifest_is_real_data(tmp_path):
-    real = tmp_path / "dcase" / "dev_data"
-    (real / "fan" / "train").mkdir(parents=True)
-    assert data_label(real) == f"real data from {real}"
-    assert data_label(str(tmp_path / "missing")) == f"real data from {tmp_path / 'missing'}"
-    assert "SYNTHETIC" not in data_label(real)
+def test_data_label_without_any_manifest_is_of_unknown_origin(tmp_path):
+    layout = tmp_path / "dcase" / "dev_data"
+    (layout / "fan" / "train").mkdir(parents=True)
+    assert data_label(layout) == f"DCASE layout, no minasd synth manifest (provenance unknown): {layout}"
+    assert data_label(str(tmp_path / "missing")).endswith(f"(provenance unknown): {tmp_path / 'missing'}")
+    assert "SYNTHETIC" not in data_label(layout) and "real" not in data_label(layout)
 
 
 def test_data_label_of_an_interrupted_synthetic_set_says_incomplete(tmp_path):
@@ -102,7 +102,7 @@ def _loaded(data: dict, epochs: dict, planned=4, backbone=STAND_IN, device="cuda
 
 
 SYNTH_DATA = {"kind": "synthetic", "synthetic": True, "generator_version": "1.2", "size": "tiny", "seed": 5}
-REAL_DATA = {"kind": "real", "synthetic": False}
+REAL_DATA = {"kind": "dcase2021", "synthetic": False}  # downloaded and checksummed by minasd download
 
 
 def test_results_label_names_data_epochs_backbone_and_device():
@@ -114,8 +114,13 @@ def test_results_label_names_data_epochs_backbone_and_device():
 
 def test_results_label_of_real_data_and_the_papers_backbone():
     label = results_label(_loaded(REAL_DATA, {"fan": {"proposed": 300}}, planned=300, backbone=None))
-    assert label == "real DCASE 2021 Task 2 data; epochs 300; backbone EfficientNet-B0 (the paper's); device NVIDIA H100"
+    assert label == ("real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download); "
+                     "epochs 300; backbone EfficientNet-B0 (the paper's); device NVIDIA H100")
     assert "SYNTHETIC" not in label
+    # a record of unknown origin (or one an earlier minasd called "real" for want of a manifest) is not real
+    for data in ({"kind": "dcase_layout", "synthetic": False}, {"kind": "real", "synthetic": False}):
+        unknown = results_label(_loaded(data, {"fan": {"proposed": 300}}, planned=300, backbone=None))
+        assert unknown.startswith("DCASE layout, no minasd synth manifest (provenance unknown); epochs 300;")
 
 
 def test_results_label_reports_stopped_runs_against_the_plan_and_per_machine():
@@ -174,8 +179,8 @@ def test_load_committed_loads_a_schema_valid_folder(tmp_path):
         assert Path(loaded["dir"]) == out / "results"
     assert load_committed(out)["manifest"] == load_results(out)["manifest"]
     # and the caption of such results
-    assert results_label(load_committed(out)) == ("real DCASE 2021 Task 2 data; epochs n/a; "
-                                                  "backbone EfficientNet-B0 (the paper's); device cpu")
+    assert results_label(load_committed(out)) == ("DCASE layout, no minasd synth manifest (provenance unknown); "
+                                                  "epochs n/a; backbone EfficientNet-B0 (the paper's); device cpu")
 
 
 def test_load_committed_raises_on_a_folder_of_another_schema_version(tmp_path):

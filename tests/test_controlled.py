@@ -199,3 +199,26 @@ def test_committed_tables_load_together_and_draw(micro, tmp_path):
         shutil.copytree(base / "out", tmp_path / name)
     with pytest.raises(ValueError, match="more than one table"):
         load_controlled_tables(tmp_path)
+
+
+def test_a_table_pair_left_half_rewritten_is_refused(tmp_path, monkeypatch):
+    """controlled.csv is written first, controlled.json (with the CSV's SHA-256) second: an interruption
+    between the two leaves a pair that load_controlled refuses, naming the file, instead of mixing two moments."""
+    import minasd.controlled as ctl
+
+    def record(row, hmean):
+        line = {c: None for c in COLUMNS}
+        line.update(row=row, machine="fan", method_eval_hmean=hmean)
+        return {"row": row, "machine": "fan", "line": line}
+
+    ctl.write_table(tmp_path, [record("reference", 60.0)], {})
+    assert load_controlled(tmp_path)["table"]["method_eval_hmean"].tolist() == [60.0]
+
+    def interrupted(path, obj, *a, **kw):
+        raise KeyboardInterrupt("interrupted between controlled.csv and controlled.json")
+
+    monkeypatch.setattr(ctl, "atomic_write_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ctl.write_table(tmp_path, [record("reference", 61.0), record("clips_15", 50.0)], {})
+    with pytest.raises(ValueError, match="controlled.csv is not the table .*controlled.json was written with"):
+        load_controlled(tmp_path)

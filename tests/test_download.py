@@ -16,6 +16,7 @@ import pytest
 from minasd.config import ZENODO_RECORDS
 from minasd.data import index
 from minasd.download import (
+    MANIFEST,
     STATE_DIR,
     ChecksumError,
     DownloadError,
@@ -144,7 +145,8 @@ def test_download_extract_index_and_idempotence(zenodo, tmp_path):
     assert (dest / "eval_data/fan/train/section_03_source_train_normal_0001_b.wav").read_bytes() == clip(11)
     assert (dest / "eval_data/fan/source_test/section_03_source_test_0002.wav").read_bytes() == clip(22)
     left = sorted(p.name for p in (dest / STATE_DIR).iterdir())
-    assert left == sorted([f"{p.name}.done" for p in fetched] + [f"record_{ZENODO_RECORDS['ground_truth']}.done"])
+    assert left == sorted([f"{p.name}.done" for p in fetched] + [f"record_{ZENODO_RECORDS['ground_truth']}.done",
+                                                                 MANIFEST])
     assert sorted(p.name for p in dest.iterdir()) == [STATE_DIR, "dev_data", "eval_data", "ground_truth"]
     df = index(dest)
     ev = df[(df.dataset == "eval_data") & (df.split == "test")]
@@ -154,6 +156,46 @@ def test_download_extract_index_and_idempotence(zenodo, tmp_path):
     n_requests = len(zenodo.requests)
     assert download_dcase2021(["fan"], dest, **zenodo.kwargs()) == []
     assert len(zenodo.requests) == n_requests  # second run: zero HTTP requests
+
+
+def test_download_manifest_decides_whether_the_root_is_called_real_dcase(zenodo, tmp_path, monkeypatch):
+    from minasd import download
+    from minasd.book import data_label
+    from minasd.evaluate import data_manifest
+    from minasd.summary_view import data_label as manifest_label
+
+    serve_dcase(zenodo)
+    # the DCASE layout alone (another generator, a copy): nothing says these are the released files
+    copy = tmp_path / "copy"
+    (copy / "dev_data" / "fan" / "train").mkdir(parents=True)
+    assert data_manifest(copy) == {"kind": "dcase_layout", "synthetic": False,
+                                   "note": "DCASE layout, no minasd synth manifest (provenance unknown)"}
+    assert "real" not in data_label(copy)
+    # fetched and checksummed, but from a server that is not Zenodo: still of unknown origin
+    mirror = tmp_path / "mirror"
+    download_dcase2021(["fan"], mirror, **zenodo.kwargs())
+    m = download.download_manifest(mirror)
+    assert m["zenodo"] is False and m["machine_types"] == ["fan"] and len(m["archives"]) == 4
+    assert data_manifest(mirror)["kind"] == "dcase_layout"
+    # from Zenodo's records (the fake server standing in for it): the released files, called real
+    monkeypatch.setattr(download, "ZENODO_URL", zenodo.url)
+    dest = tmp_path / "dcase2021"
+    download_dcase2021(["fan"], dest, parts=["dev", "eval"], **zenodo.kwargs())
+    m = download.download_manifest(dest)
+    assert m["zenodo"] is True and m["parts"] == ["dev", "eval"]
+    assert {a["archive"]: a["md5"] for a in m["archives"]} == {
+        name: hashlib.md5(zenodo.files[ZENODO_RECORDS[part]][name]).hexdigest()
+        for part, name in (("dev", "dev_data_fan.zip"), ("eval", "eval_data_fan_test.zip"))}
+    data = data_manifest(dest)
+    assert data["kind"] == "dcase2021" and data["machine_types"] == ["fan"] and not data["synthetic"]
+    assert data_label(dest).startswith("real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked")
+    assert manifest_label(data).startswith("real DCASE 2021 Task 2 data")
+    # a rerun that fetches more keeps one manifest of everything in place
+    download_dcase2021(["fan"], dest, parts=["add"], **zenodo.kwargs())
+    assert download.download_manifest(dest)["parts"] == ["dev", "add", "eval"]
+    # an unreadable manifest is no evidence
+    (dest / STATE_DIR / MANIFEST).write_text("{half")
+    assert download.download_manifest(dest) is None and data_manifest(dest)["kind"] == "dcase_layout"
 
 
 def test_wrong_checksum_removes_download_and_extracts_nothing(zenodo, tmp_path):

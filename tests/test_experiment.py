@@ -80,10 +80,12 @@ def test_summary_table_reports_a_type_only_over_all_test_sections():
     assert rows["pump"]["AUC"] is rows["pump"]["pAUC"] is rows["pump"]["hmean"] is None
     assert rows["pump"]["note"] == "section 05 missing: not reported"
     assert rows["valve"]["hmean"] is None and rows["valve"]["note"] == "sections 03, 04, 05 missing: not reported"
-    assert rows["ToyCar"]["hmean"] is None and "AUC or pAUC of 0 in 05" in rows["ToyCar"]["note"]
+    # an AUC of 0 is a result, the worst (metrics.hmean_or_none): the type's figures that contain it are 0
+    assert rows["ToyCar"]["hmean"] == rows["ToyCar"]["AUC"] == 0.0 and rows["ToyCar"]["pAUC"] > 0
+    assert rows["ToyCar"]["note"] == "AUC or pAUC of 0 in 05"
     # All: over the complete types only, and it says which it left out
-    assert rows["All"]["hmean"] == pytest.approx(80.0)
-    assert rows["All"]["note"] == "over fan; left out (incomplete): pump, valve, ToyCar"
+    assert rows["All"]["hmean"] == 0.0
+    assert rows["All"]["note"] == "over fan, ToyCar; left out (incomplete): pump, valve"
     # a type the experiment ran but with no row of this variant at all
     rows = {r["machine"]: r for r in summary_table(recs, ["proposed"], machines=["fan", "gearbox"])}
     assert rows["gearbox"]["note"] == "sections 03, 04, 05 missing: not reported"
@@ -106,7 +108,7 @@ def test_grid_p_argument_parsing():
 
 def test_default_grids_are_the_documented_ones():
     assert DEFAULT_GRID_P == {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
-    assert DEFAULT_GRID_LAM == (0.1, 1.0, 10.0)
+    assert DEFAULT_GRID_LAM == (0.1, 10.0)  # Table I's values (METHOD.md), one grid for every entry point
 
 
 # ---- a micro experiment -------------------------------------------------------------
@@ -303,12 +305,22 @@ def test_resume_trains_nothing(micro, tmp_path):
     assert (shared_out / "results" / "types" / "fan.json").is_file()  # the shared experiment is untouched
 
 
+def _drop_checksums(results_dir):
+    """A manifest as earlier minasd wrote it (no checksums): the remaining checks must still hold."""
+    man = json.loads((results_dir / "manifest.json").read_text())
+    del man["checksums"]
+    (results_dir / "manifest.json").write_text(json.dumps(man))
+
+
 def test_load_results_rejects_mismatched_files(micro, tmp_path):
     out = micro[1]
     bad = tmp_path / "results"
     shutil.copytree(out / "results", bad)
     csv = bad / "table2.csv"
     csv.write_text(csv.read_text().replace("hmean", "h_mean", 1))
+    with pytest.raises(ValueError, match="table2.csv differs from the file .*manifest.json was written with"):
+        load_results(bad)
+    _drop_checksums(bad)
     with pytest.raises(ValueError, match="table2.csv has columns"):
         load_results(bad)
     shutil.rmtree(bad)
@@ -328,6 +340,35 @@ def test_load_results_rejects_mismatched_files(micro, tmp_path):
     t2 = pd.read_csv(bad / "table2.csv")
     t2.loc[0, ["hmean", "note"]] = [None, None]  # a figure missing without a word
     t2.to_csv(bad / "table2.csv", index=False)
+    _drop_checksums(bad)
     with pytest.raises(ValueError, match="no hmean and no note"):
         load_results(bad)
     assert tuple(TABLE_COLUMNS["table2"]) == ("variant", "machine", "AUC", "pAUC", "hmean", "note")
+
+
+def test_tables_left_half_rewritten_by_an_interruption_are_refused_then_rewritten(micro, tmp_path, monkeypatch):
+    """Interrupted between a table's CSV and its JSON (here: a rerun with fewer variants, which changes
+    the selection table): the reader is told, by the manifest's checksums, instead of reading a pair from
+    two moments; the next run rewrites a consistent set."""
+    import minasd.experiment as exp_mod
+
+    root, out = micro[0], tmp_path / "out"
+    shutil.copytree(micro[1], out)
+    write_json = exp_mod.atomic_write_json
+
+    def interrupted(path, obj, *a, **kw):
+        if Path(path).name == "selection.json":
+            raise KeyboardInterrupt("interrupted between selection.csv and selection.json")
+        return write_json(path, obj, *a, **kw)
+
+    kw = {**KW, "variants": ["proposed", "baseline"]}
+    monkeypatch.setattr(exp_mod, "atomic_write_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiment(root, out, **kw)
+    monkeypatch.setattr(exp_mod, "atomic_write_json", write_json)
+    with pytest.raises(ValueError, match="selection.csv differs from the file .* was written with: the tables "
+                                         "were left half rewritten"):
+        load_results(out)
+    res = experiment(root, out, **kw)
+    assert set(res["tables"]["selection"]["variant"]) == {"proposed"}
+    assert res["types"]["fan"]["runs"] == {"proposed_lam10": {"action": "skipped"}}  # nothing trained again

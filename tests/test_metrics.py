@@ -140,3 +140,37 @@ def test_dcase_file_names_per_domain(tmp_path):
     assert path.read_text() == "section_03_target_test_0001.wav,0.5\nsection_03_target_test_0000.wav,1.5\n"
     d = write_decisions(tmp_path, "fan", 3, names, [0, 1], domain="target")
     assert d.name == "decision_result_fan_section_03_target_test.csv" and read_scores_csv(d)[1].tolist() == [0, 1]
+
+
+def test_one_rule_for_a_harmonic_mean_with_a_zero_or_missing_auc():
+    """An AUC of 0 is the worst result (0), a missing one is not reported (None/NaN), whatever path computes it:
+    the metrics function itself, the selection on sections 00-02, the experiment's tables and the summaries."""
+    import pandas as pd
+
+    from minasd.analysis import type_summary
+    from minasd.experiment import select_on_dev, summary_table
+    from minasd.metrics import hmean_or_none
+
+    assert hmean_or_none([0.0, 0.8]) == 0.0
+    assert hmean_or_none([0.8, None]) is None and hmean_or_none([0.8, float("nan")]) is None
+    assert hmean_or_none([]) is None
+    assert hmean_or_none([0.5, 1.0]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        hmean_or_none([-0.1, 0.5])
+    # selection: the zero candidate is the worst valid one, the missing one is invalid (skipped)
+    rows = [dict(p=1, section=0, auc=0.0, pauc=0.5), dict(p=2, section=0, auc=None, pauc=0.5),
+            dict(p=4, section=0, auc=0.2, pauc=0.2)]
+    chosen, table = select_on_dev(rows, keys=("p",), dev_sections=(0,))
+    by_p = {r["p"]: r for r in table}
+    assert chosen == {"p": 4} and by_p[1]["dev_hmean"] == 0.0 and not by_p[1]["skipped"]
+    assert by_p[2]["dev_hmean"] is None and by_p[2]["skipped"]
+    # the experiment's tables
+    recs = [dict(variant="v", machine="fan", section=s, auc=0.0 if s == 3 else 0.8, pauc=0.6) for s in (3, 4, 5)]
+    recs += [dict(variant="v", machine="pump", section=s, auc=None if s == 3 else 0.8, pauc=0.6) for s in (3, 4, 5)]
+    rows = {r["machine"]: r for r in summary_table(recs, ["v"])}
+    assert rows["fan"]["hmean"] == 0.0 and rows["pump"]["hmean"] is None
+    # the results summaries (analysis)
+    secs = pd.DataFrame([dict(variant="v", seed=0, machine="fan", section=s, auc=0.0 if s == 3 else 0.8, pauc=0.6)
+                         for s in (3, 4, 5)])
+    summ = type_summary(secs).set_index("machine")
+    assert summ.loc["fan", "hmean"] == 0.0 and summ.loc["fan", "auc"] == 0.0 and summ.loc["fan", "pauc"] > 0

@@ -212,3 +212,12 @@ def test_every_dcase2021_ground_truth_csv_parses():
         assert len(rows) >= 100, name
         assert set(rows.values()) == {0, 1}, name  # every file holds normal and anomalous clips
 
+
+
+def test_real_clips_without_a_download_manifest_are_not_called_real():
+    # real DCASE recordings, but nothing in the folder records that they are the released files
+    from minasd.evaluate import data_manifest
+
+    root = REAL / "dcase2023"
+    require_folders(root / "dev_data")
+    assert data_manifest(root)["kind"] == "dcase_layout" and "provenance unknown" in data_manifest(root)["note"]

@@ -105,3 +105,79 @@ def test_a_new_checkout_continues_from_the_published_files(micro, capsys):
     man = json.loads((out / "seed0" / "dcase" / "manifest.json").read_text())
     assert {t["source"] for t in man["variants"]["proposed"]["types"].values()} == {"kept"}
     assert not (base / "work" / "seed0" / "results" / "dcase").exists()
+
+
+TABLE_FILES = {f"{t}.{ext}" for t in ("sections", "selection", "table2", "table3") for ext in ("csv", "json")} | {
+    "manifest.json"}
+
+
+def test_a_job_paused_between_two_table_writes_never_reaches_a_published_seed(micro, tmp_path, monkeypatch):
+    """The race of issue 20, by construction rather than by timing.
+
+    The jobs run as threads (the scheduler's own code, a thread pool in place of the process pool).
+    The first job that writes a seed table (``selection.csv``) from a job thread waits there until
+    the scheduler publishes, writes the CSV, and stays paused before the JSON until the copy is taken.
+    On a scheduler whose jobs write their seed's shared tables (71e2017) the published seed then holds
+    a CSV and a JSON from different moments and ``minasd results`` fails ("rows disagree").  Here a job
+    writes only its own type's files: no job thread writes a table, and every published seed loads."""
+    import concurrent.futures
+    import threading
+
+    from minasd import experiment as exp_mod
+    from minasd import results as res_mod
+    from minasd.experiment import load_results
+
+    root = micro[0]
+    main = threading.get_ident()
+    job_table_writes: list[str] = []
+    waiting, publishing, between, published = (threading.Event() for _ in range(4))
+    first = threading.Lock()
+
+    write_text = exp_mod.atomic_write_text
+
+    def paused_write(path, text):
+        name = getattr(path, "name", str(path))
+        if threading.get_ident() != main and name in TABLE_FILES:
+            job_table_writes.append(name)
+            if name == "selection.csv" and first.acquire(blocking=False):
+                waiting.set()
+                publishing.wait(timeout=300)
+                out = write_text(path, text)
+                between.set()
+                published.wait(timeout=300)
+                return out
+        return write_text(path, text)
+
+    publish = res_mod.publish
+
+    def publish_while_a_job_is_between_writes(*a, **kw):
+        if waiting.is_set() and not between.is_set():
+            publishing.set()
+            assert between.wait(timeout=300), "the paused job did not resume"
+        try:
+            return publish(*a, **kw)
+        finally:
+            published.set()
+
+    run_task = res_mod._run_task
+
+    def job_without_log_redirection(kwargs, log_path):  # redirecting stdout is per process, not per thread
+        return run_task(kwargs, None)
+
+    class ThreadJobs(concurrent.futures.ThreadPoolExecutor):
+        def __init__(self, max_workers, **_):  # mp_context, initializer: a process pool's
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(exp_mod, "atomic_write_text", paused_write)
+    monkeypatch.setattr(res_mod, "publish", publish_while_a_job_is_between_writes)
+    monkeypatch.setattr(res_mod, "_run_task", job_without_log_redirection)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", ThreadJobs)
+    out = tmp_path / "out"
+    args = ["results", "--data", str(root), "--work", str(tmp_path / "work"), "--out", str(out), "--profile", "cpu",
+            "--epochs", "1", "--seeds", "0", "--grid-lam", "10", "--machine-types", "fan", "pump", "--n-boot", "20",
+            "--jobs", "2", "--quiet"]
+    assert cli.main(args) == 0
+    assert job_table_writes == []  # one writer per file: the scheduling thread
+    res = load_results(out / "seed0")
+    assert set(res["tables"]["selection"]["machine"]) == {"fan", "pump"}
+    assert set(res["scores"]["machine"]) == {"fan", "pump"}

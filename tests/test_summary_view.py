@@ -147,8 +147,11 @@ def test_summary_label_says_data_size_seeds_profile_and_sections():
                  "seeds 0, 1: proposed, baseline", "seed 0: no_mixup", "Test sections 03-05 only",
                  "machine types fan, pump"):
         assert part in label, (part, label)
-    real = sv.summary_label(dict(PROV, data={"kind": "real", "synthetic": False}))
-    assert real.startswith("real DCASE 2021 Task 2 data") and "SYNTHETIC" not in real
+    real = sv.summary_label(dict(PROV, data={"kind": "dcase2021", "synthetic": False}))
+    assert real.startswith("real DCASE 2021 Task 2 data (downloaded from Zenodo") and "SYNTHETIC" not in real
+    for kind in ("dcase_layout", "real"):  # "real": what an earlier minasd wrote for any root without a manifest
+        unknown = sv.summary_label(dict(PROV, data={"kind": kind, "synthetic": False}))
+        assert unknown.startswith("DCASE layout, no minasd synth manifest (provenance unknown)"), unknown
 
 
 def test_seeds_by_variant_reads_both_provenance_layouts():

@@ -215,10 +215,10 @@ def test_find_manifest_labels_subfolders_interrupted_and_real(tiny, tmp_path):
         m = synth.find_manifest(where)
         assert m["finished"] and m["seed"] == 0 and m["size"] == "tiny", where
         assert data_manifest(where)["synthetic"] and data_label(where).startswith("SYNTHETIC")
-    real = tmp_path / "real" / "dev_data"
-    real.mkdir(parents=True)
-    assert synth.find_manifest(real) is None and data_label(real).startswith("real data")
-    assert data_manifest(real)["kind"] == "real"
+    layout = tmp_path / "other" / "dev_data"
+    layout.mkdir(parents=True)
+    assert synth.find_manifest(layout) is None and "provenance unknown" in data_label(layout)
+    assert data_manifest(layout)["kind"] == "dcase_layout"
     # an interrupted set is still synthetic, and says it is incomplete
     part = tmp_path / "part"
     (part / "dev_data").mkdir(parents=True)
