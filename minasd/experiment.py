@@ -970,7 +970,12 @@ def format_results(loaded: dict) -> str:
 
     lines = []
     data = loaded["manifest"]["provenance"]["data"]
-    lines.append(f"data: {'SYNTHETIC (not DCASE; not comparable with the paper)' if data['synthetic'] else 'real'}")
+    if data["synthetic"]:
+        lines.append("data: SYNTHETIC (not DCASE; not comparable with the paper)")
+    else:
+        from .evaluate import data_kind_label
+
+        lines.append(f"data: {data_kind_label(data)}")
     for name in ("table2", "table3"):
         df = loaded["tables"][name]
         if len(df):

@@ -384,8 +384,10 @@ def _data_manifest(root: Path) -> dict:
     from .synth import find_manifest
 
     m = find_manifest(root)
-    if m is None:
-        return {"kind": "real", "synthetic": False}
+    if m is None:  # what is known of it: the released DCASE data (minasd download's record) or unknown origin
+        from .evaluate import data_manifest
+
+        return data_manifest(root)
     return {"kind": "synthetic", "synthetic": True, "manifest": {k: v for k, v in m.items() if k != "manifest_path"}}
 
 
