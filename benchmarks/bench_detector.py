@@ -126,7 +126,8 @@ def main(argv=None) -> int:
     sf.write(clip, wave, 16000, subtype="PCM_16")
 
     from minasd.data import load_audio, segments
-    from minasd.detector import FREEZE_MIN_FILES, _FrozenEncoder
+    from minasd.commands import FREEZE_MIN_FILES
+    from minasd.detector import _FrozenEncoder
 
     load_before = os.getloadavg()
     t = time.perf_counter()

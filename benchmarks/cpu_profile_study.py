@@ -219,7 +219,7 @@ def _load() -> str:
 def report(out: Path, data: Path, machines: list[str], seed: int, candidates: list[str] | None = None) -> str:
     """Write the table (``benchmarks/results/cpu_profile_study.{txt,json}``) from finished runs."""
     from minasd.io_utils import atomic_write_json, atomic_write_text, git_commit
-    from minasd.synth import find_manifest
+    from minasd.provenance import find_synth_manifest
 
     rows = []
     for m in machines:
@@ -228,7 +228,7 @@ def report(out: Path, data: Path, machines: list[str], seed: int, candidates: li
             if p.is_file():
                 rows.append(json.loads(p.read_text()))
     base = baseline_dev(data, machines)
-    manifest = find_manifest(data) or {}
+    manifest = find_synth_manifest(data) or {}
     thr_path = out / "throughput.json"
     thr = json.loads(thr_path.read_text()) if thr_path.is_file() else {}
     head = [

@@ -1,15 +1,28 @@
-"""Helpers the book's chapters share: where the data comes from and how to label it.
+"""Helpers the book's chapters share: set-up, data, results, and the tables several draw.
 
-Every chapter starts with the same three parameters (``dataset``, ``data_root``,
-``scale``/``seed``) and calls :func:`prepare_data`; every figure caption and
-table title uses :func:`data_label`, so a reader always knows whether a number
-came from the synthetic factory or from real DCASE recordings.
+Every chapter starts with the same parameters (``dataset``, ``data_root``,
+``scale``/``seed``, and for chapters 4-9 those of the live experiment) and one set-up
+call, :func:`setup` (display options, :func:`prepare_data`, committed and live
+results); every figure caption and table title uses :func:`data_label` (or
+:func:`results_label`), so a reader always knows whether a number came from the
+synthetic factory or from real DCASE recordings.  The labels live in
+:mod:`minasd.provenance` and are imported here for the chapters; the paper's own
+numbers are :mod:`minasd.paper`'s.  The package itself never imports this module.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
+
+from . import provenance as _provenance
+
+# the chapters' caption words, defined in minasd.provenance (the one description of the data)
+PAPER_BACKBONE = _provenance.PAPER_BACKBONE
+backbone_label = _provenance.backbone_label
+data_label = _provenance.data_label
+results_label = _provenance.results_label
 
 DATASETS = ("synthetic", "dcase2021")
 
@@ -48,22 +61,6 @@ def prepare_data(data_root: str | Path | None = None, dataset: str = "synthetic"
     raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
 
 
-def data_label(root: str | Path) -> str:
-    """A one-line description of the data under ``root`` for captions and table titles.
-
-    >>> data_label("/nonexistent")  # no synthetic manifest, no download manifest: origin unknown
-    'DCASE layout, no minasd synth manifest (provenance unknown): /nonexistent'
-    """
-    from .evaluate import data_kind_label, data_manifest
-    from .synth import find_manifest
-
-    m = find_manifest(root)
-    if m is None:
-        return f"{data_kind_label(data_manifest(root))}: {root}"
-    return (f"SYNTHETIC data (minasd.synth v{m.get('generator_version')}, size {m.get('size')}, "
-            f"seed {m.get('seed')}{'' if m['finished'] else ', INCOMPLETE set'}; not DCASE)")
-
-
 def display_options() -> None:
     """The book's pandas display settings (every chapter calls this once): whole tables
     (every row and column, the whole text of every cell: no "...") and blanks for missing
@@ -75,20 +72,93 @@ def display_options() -> None:
         pd.set_option(key, value)
 
 
-def in_colab() -> bool:
-    """True inside Google Colab (chapters install minasd there)."""
-    import sys
+@dataclass
+class Chapter:
+    """What a chapter's set-up cell hands to the rest of the chapter (:func:`setup`).
 
-    return "google.colab" in sys.modules
+    Attributes:
+        root: the DCASE-style data root of the chapter's parameters.
+        label: :func:`data_label` of ``root`` (which data it is).
+        committed: the committed results (:func:`load_committed`), or None.
+        live: the live experiment's results (:func:`live_experiment`), or None.
+        exp_dir: the live experiment's folder, or None.
+    """
+
+    root: Path
+    label: str
+    committed: dict | None = None
+    live: dict | None = None
+    exp_dir: Path | None = None
+
+    @property
+    def sources(self) -> list[tuple[str, dict]]:
+        """``[("committed", results), ("live", results)]``, each only where present."""
+        return [(name, res) for name, res in (("committed", self.committed), ("live", self.live)) if res is not None]
+
+
+def setup(params: Mapping | None = None, *, results: bool = False, show_label: bool = True,
+          download: Sequence[str] | None = None, fallback: str = "the live results") -> Chapter | None:
+    """The set-up cell of every chapter: display options, data, and results if asked.
+
+    Args:
+        params: the chapter's parameters by name (a chapter passes ``globals()``: its
+            ``parameters`` cell, as papermill set it): ``dataset``, ``data_root``, ``scale``,
+            ``seed``; with ``results`` also ``results_dir``, ``live``, ``experiment_dir`` and
+            those of :func:`chapter_experiment`.  None (chapter 10, which reads committed
+            tables only): the display options alone, and None is returned.
+        results: also load the committed results and, when ``live`` is true or there are
+            none, the live experiment (:func:`chapter_experiment`), printing what each is.
+        show_label: print which data ``root`` holds.
+        download: the machine types to download when ``dataset`` is ``"dcase2021"``
+            (default: every type; the synthetic set always holds every type).
+        fallback: what the chapter shows without committed results (said in a note).
+
+    Returns:
+        The :class:`Chapter`.  Book: every chapter.
+    """
+    display_options()
+    if params is None:
+        return None
+    root = prepare_data(params["data_root"], dataset=params["dataset"], scale=params["scale"], seed=params["seed"],
+                        machine_types=download)
+    chapter = Chapter(root, data_label(root))
+    if show_label:
+        print(chapter.label)
+    if not results:
+        return chapter
+    chapter.committed = load_committed(params["results_dir"])
+    if chapter.committed is None:
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"**No committed results** at `{params['results_dir']}`: run `minasd results` (chapter 6) "
+                         f"to make them; this chapter shows {fallback} only."))
+    else:
+        print("committed results:", results_label(chapter.committed))
+    if params["live"] or chapter.committed is None:
+        chapter.exp_dir, chapter.live = chapter_experiment(params, root)
+        print("live results:", results_label(chapter.live))
+    return chapter
+
+
+def chapter_experiment(params: Mapping, root: str | Path) -> tuple[Path, dict]:
+    """(folder, results) of the live experiment that a chapter's parameters ask for.
+
+    The folder is ``experiment_dir``, or one in :func:`default_cache` named by ``scale`` and
+    ``seed``; the parameters ``machine_types``, ``profile``, ``epochs``, ``backbone``,
+    ``grid_lam``, ``seed``, ``device`` and ``tsne_max_other`` go to :func:`live_experiment`.
+    Book: chapters 4-9.
+    """
+    p = params
+    exp_dir = (Path(p["experiment_dir"]) if p["experiment_dir"]
+               else default_cache() / f"experiment_{p['scale']}_seed{p['seed']}")
+    return exp_dir, live_experiment(exp_dir, root, machine_types=p["machine_types"], profile=p["profile"],
+                                    epochs=p["epochs"], backbone=p["backbone"], grid_lam=p["grid_lam"], seed=p["seed"],
+                                    device=p["device"], tsne_max_other=p["tsne_max_other"])
 
 
 # --------------------------------------------------------------------------------------
 # results of `minasd experiment` in the chapters (4-9): committed full-scale and live
 # --------------------------------------------------------------------------------------
-
-#: The encoder of the paper; results of any other backbone are labelled as a stand-in.
-PAPER_BACKBONE = "efficientnet_b0"
-
 
 def _split_words(value) -> list[str]:
     """``"fan ToyCar"`` or ``["fan", "ToyCar"]`` -> ``["fan", "ToyCar"]`` (papermill passes flat scalars)."""
@@ -110,9 +180,9 @@ def load_committed(results_dir: str | Path | None) -> dict | None:
     matches the package's result schema raises (so CI fails on stale committed files).
 
     Returns:
-        :func:`minasd.experiment.load_results` of the folder, or None.  Book: chapters 4-8.
+        :func:`minasd.studies.experiment.load_results` of the folder, or None.  Book: chapters 4-8.
     """
-    from .experiment import load_results
+    from .studies.experiment import load_results
 
     if not results_dir or not _has_manifest(Path(results_dir)):
         return None
@@ -128,7 +198,7 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
     The chapters and ``ci/book.sh`` call this with the same flat parameters, so CI runs
     the experiment once and every chapter reads it.  A finished experiment whose
     settings match is loaded without recomputing anything; otherwise
-    :func:`minasd.experiment.experiment` runs, which itself skips finished training
+    :func:`minasd.studies.experiment.experiment` runs, which itself skips finished training
     runs and finished machine types.
 
     Args:
@@ -140,7 +210,7 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
             EfficientNet-B0 is a cheaper stand-in (CPU) and every caption says so.
         grid_lam: lambda grid, a space-separated string or a list (None or empty:
             :data:`minasd.profiles.DEFAULT_GRID_LAM`).
-        seed, device: as in :func:`minasd.experiment.experiment`.
+        seed, device: as in :func:`minasd.studies.experiment.experiment`.
         max_train_clips_per_section: keep at most this many training clips per type and section.
         tsne_max_other: other-type clips in each t-SNE sample (None = the experiment's default).
         progress: progress bars and log lines.
@@ -148,9 +218,9 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
             given here; lambda is chosen from ``grid_lam`` on sections 00-02 as always.
 
     Returns:
-        :func:`minasd.experiment.load_results` of the folder.  Book: chapters 4-9.
+        :func:`minasd.studies.experiment.load_results` of the folder.  Book: chapters 4-9.
     """
-    from .experiment import TSNE_MAX_OTHER, VARIANTS, experiment, load_results
+    from .studies.experiment import TSNE_MAX_OTHER, VARIANTS, experiment, load_results
     from .profiles import DEFAULT_GRID_LAM, get_profile
 
     # papermill parameters: an empty value is "not given"
@@ -162,7 +232,7 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
     tsne_other = TSNE_MAX_OTHER if tsne_max_other is None else int(tsne_max_other)
     d = Path(experiment_dir)
     if (d / "results" / "manifest.json").is_file():
-        from .evaluate import data_manifest
+        from .provenance import data_manifest
 
         loaded = load_results(d)
         prov = loaded["manifest"]["provenance"]
@@ -182,50 +252,101 @@ def live_experiment(experiment_dir: str | Path, data_root: str | Path, machine_t
                       seed=seed, train_overrides=overrides, tsne_max_other=tsne_other, progress=progress)
 
 
-def backbone_label(backbone: str | None) -> str:
-    """Caption words for an encoder: the paper's, or a stand-in said plainly.
+# --------------------------------------------------------------------------------------
+# tables that several chapters (5-8) draw from results of `minasd experiment`
+# --------------------------------------------------------------------------------------
 
-    >>> backbone_label("mobilenetv3_small_050")
-    "backbone mobilenetv3_small_050, a CPU stand-in, not the paper's EfficientNet-B0"
-    """
-    if not backbone or backbone in (PAPER_BACKBONE, "tf_efficientnet_b0"):
-        return "backbone EfficientNet-B0 (the paper's)"
-    return f"backbone {backbone}, a CPU stand-in, not the paper's EfficientNet-B0"
+def types_of(res: dict) -> list[str]:
+    """Machine types of a result set, in the paper's order (:func:`minasd.metrics.machine_order`).
+    Book: chapter 8."""
+    from .metrics import machine_order
+
+    return machine_order(res["manifest"]["machine_types"])
 
 
-def results_label(loaded: dict, machine: str | None = None) -> str:
-    """One caption line for results of ``minasd experiment``: data, scale, epochs, backbone, device.
+def seed_results(res: dict) -> dict[int, dict]:
+    """The committed results of every seed beside ``res`` (``<results>/../seed*``), by seed.
+    Book: chapters 5 and 7."""
+    found = {int(d.name.removeprefix("seed")): load_committed(d) for d in Path(res["dir"]).parent.glob("seed*")}
+    return {s: found[s] for s in sorted(found) if found[s] is not None}
+
+
+def hmean_percent(rows, columns: Sequence[str] = ("auc", "pauc")) -> float:
+    """Harmonic mean [%] of the AUCs and pAUCs (fractions) in ``columns`` of some section rows:
+    100 x :func:`minasd.metrics.hmean_or_none` (0 when a value is 0), NaN (a blank cell) where
+    that is None (a value missing).  Book: chapter 5."""
+    import numpy as np
+
+    from .metrics import hmean_or_none
+
+    h = hmean_or_none(rows[list(columns)].to_numpy().ravel())
+    return np.nan if h is None else 100 * h
+
+
+def dev_vs_eval(res: dict, variant: str = "proposed"):
+    """Per machine type: harmonic mean of AUC and pAUC [%] of ``variant`` on the validation
+    sections 00-02 (where lambda, h and p are chosen) and on the test sections 03-05 (reported);
+    NaN where a value is missing.  Book: chapter 6."""
+    import numpy as np
+    import pandas as pd
+
+    from .metrics import hmean_or_none
+
+    s = res["tables"]["sections"]
+    s = s[s["variant"] == variant]
+    rows = []
+    for m, part in s.groupby("machine", sort=False):
+        row = {"machine type": m}
+        for role, label in (("dev", "sections 00-02 (selection)"), ("eval", "sections 03-05 (reported)")):
+            p = part[part["role"] == role]
+            h = hmean_or_none([*p["AUC"], *p["pAUC"]])  # AUC, pAUC in percent: the hmean is too
+            row[label] = np.nan if h is None else h
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("machine type")
+
+
+def paper_analogue(res: dict, table: str):
+    """Our Table II (``table="table2"``: proposed, baseline) or Table III (``"table3"``: proposed
+    and ablations): per variant and machine type, harmonic mean over sections 03-05 [%], columns
+    as the paper's (:data:`minasd.paper.COLUMNS`; a type not run is NaN).  Book: chapters 6 and 7."""
+    from .metrics import ALL_LABEL
+    from .paper import COLUMNS
+    from .studies.experiment import TABLE2_VARIANTS, TABLE3_VARIANTS
+
+    variants = {"table2": TABLE2_VARIANTS, "table3": TABLE3_VARIANTS}[table]
+    t = res["tables"][table]
+    piv = t.pivot(index="variant", columns="machine", values="hmean").rename(columns={ALL_LABEL: "All/Har-mean"})
+    return piv.reindex(index=[v for v in variants if v in set(t["variant"])], columns=COLUMNS)
+
+
+def source_tag(name: str, res: dict) -> str:
+    """The short name of a result set in a table beside the paper: ``"minasd, <name>: <data>"``."""
+    from .provenance import data_caption
+
+    return f"minasd, {name}: {data_caption(res['manifest']['provenance']['data'], 'short')}"
+
+
+def beside_paper(number: str, paper_rows, ours: Sequence[tuple[str, dict, object]]):
+    """The paper's Table ``number`` ("II" or "III") and this book's analogues in one styled table.
 
     Args:
-        loaded: :func:`minasd.experiment.load_results` output.
-        machine: restrict the epoch count to this machine type.
+        paper_rows: the paper's rows (:func:`minasd.paper.table2` / ``table3``), columns
+            :data:`minasd.paper.COLUMNS`.
+        ours: ``(name, results, table)`` per result set, ``table`` with the same columns.
 
-    Book: chapters 4-9.
+    Returns:
+        A pandas Styler indexed by (source, method), with its caption.  Book: chapters 6 and 7.
     """
-    from .evaluate import data_kind_label
+    import pandas as pd
 
-    prov = loaded["manifest"]["provenance"]
-    data = prov.get("data", {})
-    if data.get("synthetic"):
-        what = (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {data.get('size')}, "
-                f"seed {data.get('seed')}; not DCASE)")
-    else:
-        what = data_kind_label(data)
-    ep = prov.get("epochs", {})
-    done = sorted({int(v) for m, per in ep.items() if machine in (None, m) for v in per.values() if v is not None})
-    planned = prov.get("config", {}).get("epochs")
-    if not done:
-        epochs = "epochs n/a"
-    elif len(done) == 1:
-        epochs = f"epochs {done[0]}"
-    else:
-        epochs = f"epochs {done[0]}-{done[-1]} (runs differ)"
-    epochs += (
-        f" of {planned} planned" if planned and done and max(done) < planned else "")
-    overrides = prov.get("config", {}).get("train_overrides", {})
-    backbone = backbone_label(overrides.get("backbone"))
-    profile = f"profile {overrides['profile']}; " if overrides.get("profile") else ""
-    seed = prov.get("config", {}).get("seed")
-    seeds = f"; seed {seed}" if seed is not None else ""
-    device = prov.get("device_name") or prov.get("device")
-    return f"{what}; {profile}{epochs}; {backbone}{seeds}; device {device}"
+    from .paper import DATA
+
+    frames = [paper_rows.assign(source="paper: real DCASE 2021 data")]
+    for name, res, table in ours:
+        frames.append(table.rename_axis("method").assign(source=source_tag(name, res)))
+    side = pd.concat(frames).reset_index().set_index(["source", "method"])
+    return side.style.format(precision=2, na_rep="-").set_caption(
+        f"Table {number} (paper) beside the Table {number} analogues of this book, harmonic mean of AUC and pAUC [%] "
+        f"over sections 03-05. Paper: {DATA}. "
+        + " ".join(f"minasd {name}: {results_label(res)}." for name, res, _ in ours)
+        + " Different data: not comparable across sources.")

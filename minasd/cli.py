@@ -29,12 +29,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "index": ("minasd.cli", "summarise the clips found under a DCASE-style data root"),
     "synth": ("minasd.synth", "write a synthetic data set in the DCASE 2021 Task 2 layout"),
     "download": ("minasd.download", "download DCASE 2021 Task 2 from Zenodo (resumable, verified)"),
-    "train": ("minasd.train", "train the two-BCE model for one machine type"),
-    "evaluate": ("minasd.evaluate", "fit the inlier models of a run and evaluate it (AUC, pAUC, DCASE files)"),
-    "experiment": ("minasd.experiment", "the paper's protocol: every type, proposed method, ablations, baseline"),
-    "score": ("minasd.detector", "score clips with a trained and evaluated run"),
-    "results": ("minasd.results", "the committed results set: the protocol at a profile over seeds, aggregated"),
-    "controlled": ("minasd.controlled", "controlled experiments: one change per row vs a reference and the baseline"),
+    "train": ("minasd.commands", "train the two-BCE model for one machine type"),
+    "evaluate": ("minasd.commands", "fit the inlier models of a run and evaluate it (AUC, pAUC, DCASE files)"),
+    "experiment": ("minasd.studies.experiment", "the paper's protocol: every type, proposed method, ablations, baseline"),
+    "score": ("minasd.commands", "score clips with a trained and evaluated run"),
+    "results": ("minasd.studies.results", "the committed results set: the protocol at a profile over seeds, aggregated"),
+    "controlled": ("minasd.studies.controlled", "controlled experiments: one change per row vs a reference and the baseline"),
 }
 
 
@@ -61,7 +61,27 @@ def _hooks(name: str) -> tuple[Callable, Callable]:
     return getattr(module, f"add_{name}_arguments"), getattr(module, f"run_{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``, or None (no command, or not a known one).
+
+    The top-level parser has no option that takes a value, so the first word that is not
+    an option is the command:
+
+    >>> command_in(["--version"]), command_in(["train", "--help"]), command_in(["trian"])
+    (None, 'train', None)
+    """
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``minasd`` parser, importing only the module of ``command``.
+
+    Every command is listed (its help text comes from :data:`COMMANDS`), but only the
+    sub-parser of ``command`` gets its arguments, so ``minasd --help`` imports no command
+    module and ``minasd train ...`` imports :mod:`minasd.train` alone.  ``command=None``
+    gives the list of commands without any of their arguments.
+    """
     parser = argparse.ArgumentParser(
         prog="minasd",
         description="Anomalous sound detection with two binary cross-entropies for outlier exposure "
@@ -73,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if name != command:
+            continue  # never parsed in this call: argparse parses the named command only
         try:
             add, _ = _hooks(name)
         except (ImportError, AttributeError) as err:  # keep the other commands usable
@@ -83,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_in(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -61,17 +61,13 @@ def _save_figure(fig, path: Path) -> Path:
 
 
 def _train_or_reuse(cfg, progress: bool) -> Path:
-    from .train import train
+    """The run of one type: a finished one reused, an unfinished one resumed (:func:`minasd.runs.train_or_resume`)."""
+    from .runs import train_or_resume
 
-    meta = Path(cfg.out_dir) / "run.json"
-    if meta.exists():
-        status = json.loads(meta.read_text()).get("status")
-        if status == "finished":
-            print(f"[demo] {cfg.machine_type}: finished run found in {cfg.out_dir}, reused")
-            return Path(cfg.out_dir)
-        print(f"[demo] {cfg.machine_type}: resuming the unfinished run in {cfg.out_dir}")
-        return train(cfg, resume=True)
-    return train(cfg)
+    _, run_dir = train_or_resume(cfg, notes={
+        "skipped": f"[demo] {cfg.machine_type}: finished run found in {cfg.out_dir}, reused",
+        "resumed": f"[demo] {cfg.machine_type}: resuming the unfinished run in {cfg.out_dir}"})
+    return run_dir
 
 
 def _inlier_that_fits(run_dir: Path, machine: str) -> tuple[str, int]:
@@ -109,9 +105,9 @@ def _baseline_or_reuse(root: Path, machine: str, path: Path, progress: bool) -> 
     from .baseline import run_baseline
     from .io_utils import atomic_write_json
     from .metrics import hmean_or_none
-    from .synth import find_manifest
+    from .provenance import find_synth_manifest
 
-    manifest = find_manifest(root)
+    manifest = find_synth_manifest(root)
     key = {"root": str(Path(root).resolve()), "machine": machine,
            "manifest": None if manifest is None else {k: v for k, v in manifest.items() if k != "manifest_path"}}
     if path.is_file():
@@ -144,24 +140,69 @@ def format_comparison(machine: str, res: dict, base: dict, acc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def _data_root(args: argparse.Namespace, progress: bool) -> Path:
+    """``--data``, or the synthetic set of ``--size`` and ``--seed`` under ``OUT/data`` (made when absent)."""
+    if args.data is not None:
+        return args.data
+    from . import synth
+
+    root = args.out / "data" / f"synth_{args.size}_seed{args.seed}"
+    print(f"[demo] synthetic data ({args.size}, seed {args.seed}) -> {root}")
+    synth.make_dataset(root, size=args.size, seed=args.seed, progress=progress)
+    return root
+
+
+def _evaluate_or_reuse(run_dir: Path, machine: str, device: str, progress: bool) -> dict:
+    """The run's evaluation: reused when there, made again (and said so) when of an older minasd."""
+    from .evaluate import evaluate_run, load_eval_results
+
+    try:
+        res = load_eval_results(run_dir)
+        print(f"[demo] {machine}: evaluation found in {run_dir / 'eval'}, reused")
+    except (FileNotFoundError, ValueError) as err:
+        stale = isinstance(err, ValueError)  # results of an older minasd: evaluated again, said so
+        if stale:
+            print(f"[demo] {machine}: {err}; evaluating again")
+        kind, p = _inlier_that_fits(run_dir, machine)
+        res = evaluate_run(run_dir, p=p, inlier=kind, device=device, overwrite=stale, progress=progress)
+    return res
+
+
+def _write_figures(machine: str, log: list[dict], res: dict, run_dir: Path, scale: str, fig_dir: Path) -> list[Path]:
+    """Training curves, ROC per section and score distributions of one type, as PNG files."""
     import pandas as pd
 
-    from . import data, viz
-    from .book import data_label
-    from .evaluate import evaluate_run, format_table, load_eval_results
+    from . import viz
+
+    written = [_save_figure(viz.plot_training_curves(log, caption=f"{machine} training curves. Data: {scale}."),
+                            fig_dir / f"{machine}_training.png")]
+    curves = {f"section {s}": (v["fpr"], v["tpr"]) for s, v in res["roc"]["h"].items()}
+    if curves:
+        written.append(_save_figure(viz.plot_roc(curves, caption=f"{machine} ROC per section (h + aggregation). "
+                                                                 f"Data: {scale}."),
+                                    fig_dir / f"{machine}_roc.png"))
+    scores = pd.read_csv(run_dir / "eval" / "scores.csv")
+    known = scores[scores.label >= 0]
+    if len(known):
+        written.append(_save_figure(
+            viz.plot_score_distributions(known.score_h.to_numpy(), known.label.to_numpy(),
+                                         caption=f"{machine} anomaly scores of labelled test clips, all sections. "
+                                                 f"Data: {scale}."),
+            fig_dir / f"{machine}_scores.png"))
+    return written
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run ``minasd demo``: data, then per machine type train, evaluate, compare, figures (module docstring)."""
+    from . import data
+    from .commands import format_table
     from .profiles import get_profile
+    from .provenance import data_label
     from .train import TrainConfig
 
     t0 = time.perf_counter()
     progress = not args.quiet
-    root = args.data
-    if root is None:
-        from . import synth
-
-        root = args.out / "data" / f"synth_{args.size}_seed{args.seed}"
-        print(f"[demo] synthetic data ({args.size}, seed {args.seed}) -> {root}")
-        synth.make_dataset(root, size=args.size, seed=args.seed, progress=progress)
+    root = _data_root(args, progress)
     label = data_label(root)
     df = data.index(root)
     types_present = sorted(df.machine.unique())
@@ -175,7 +216,6 @@ def run_demo(args: argparse.Namespace) -> int:
     backbone, epochs = settings["backbone"], settings["epochs"]
     summary = {"data_root": str(root), "data": label, "profile": profile.to_dict(), "epochs": epochs,
                "backbone": backbone, "seed": args.seed, "types": {}}
-    fig_dir = args.out / "figures"
     for machine in args.machine_types:
         t_type = time.perf_counter()
         cfg = TrainConfig(machine_type=machine, data_root=str(root), out_dir=str(args.out / "runs" / machine),
@@ -183,39 +223,14 @@ def run_demo(args: argparse.Namespace) -> int:
         run_dir = _train_or_reuse(cfg, progress)
         log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
         acc = _section_accuracy(log)
-        try:
-            res = load_eval_results(run_dir)
-            print(f"[demo] {machine}: evaluation found in {run_dir / 'eval'}, reused")
-        except (FileNotFoundError, ValueError) as err:
-            stale = isinstance(err, ValueError)  # results of an older minasd: evaluated again, said so
-            if stale:
-                print(f"[demo] {machine}: {err}; evaluating again")
-            kind, p = _inlier_that_fits(run_dir, machine)
-            res = evaluate_run(run_dir, p=p, inlier=kind, device=args.device, overwrite=stale, progress=progress)
+        res = _evaluate_or_reuse(run_dir, machine, args.device, progress)
         scale = (f"{label}; profile {profile.name}: {backbone}, {epochs} epochs, seed {args.seed}, "
                  f"device {res['provenance']['device']}")
         print(f"\n[demo] {machine}: per-section results (h = {res['inlier']['kind']} p={res['inlier']['p']}), {scale}")
         print(format_table(res))
         base = _baseline_or_reuse(root, machine, args.out / "baseline" / f"{machine}.json", progress)
         print(format_comparison(machine, res, base, acc))
-
-        # figures: training curves, ROC per section, score distributions
-        written = [_save_figure(viz.plot_training_curves(log, caption=f"{machine} training curves. Data: {scale}."),
-                                fig_dir / f"{machine}_training.png")]
-        curves = {f"section {s}": (v["fpr"], v["tpr"]) for s, v in res["roc"]["h"].items()}
-        if curves:
-            written.append(_save_figure(viz.plot_roc(curves, caption=f"{machine} ROC per section (h + aggregation). "
-                                                                     f"Data: {scale}."),
-                                        fig_dir / f"{machine}_roc.png"))
-        scores = pd.read_csv(run_dir / "eval" / "scores.csv")
-        known = scores[scores.label >= 0]
-        if len(known):
-            written.append(_save_figure(
-                viz.plot_score_distributions(known.score_h.to_numpy(), known.label.to_numpy(),
-                                             caption=f"{machine} anomaly scores of labelled test clips, all sections. "
-                                                     f"Data: {scale}."),
-                fig_dir / f"{machine}_scores.png"))
-        for w in written:
+        for w in _write_figures(machine, log, res, run_dir, scale, args.out / "figures"):
             print(f"[demo] wrote {w}")
         hm = res["summary_hmean"]["h"]
         summary["types"][machine] = {"run_dir": str(run_dir), "hmean_dev": hm["dev"], "hmean_eval": hm["eval"],

@@ -18,8 +18,6 @@ therefore flagged: a false-alarm budget, not a tuned operating point.
 """
 from __future__ import annotations
 
-import argparse
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .evaluate import DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR
+from .runs import (DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR, check_evaluated_run, load_model,
+                   resolve_device)
 
 
 @dataclass
@@ -173,13 +172,6 @@ class _FrozenEncoder:
         return self
 
 
-def _need(run_dir: Path, rel: str, maker: str) -> Path:
-    p = run_dir / rel
-    if not p.exists():
-        raise FileNotFoundError(f"run folder {run_dir} lacks {rel}; it is written by `{maker}`")
-    return p
-
-
 class Detector:
     """A trained and evaluated run, ready to score clips.  Book: chapter 9.
 
@@ -226,20 +218,11 @@ class Detector:
         import torch
 
         from .data import load_norm_stats
-        from .evaluate import resolve_device
         from .features import LogMel
         from .inlier import InlierSet
-        from .train import load_model
 
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(f"run folder {run_dir} does not exist")
-        train_cmd = f"minasd train --out {run_dir}"
+        run_dir = check_evaluated_run(run_dir)
         eval_cmd = f"minasd evaluate --run {run_dir}"
-        for rel in ("run.json", "norm_stats.json", "checkpoints/best.pt"):
-            _need(run_dir, rel, train_cmd)
-        for rel in (f"{INLIER_DIR}/manifest.json", f"{EVAL_DIR}/{DETECTOR_FILE}"):
-            _need(run_dir, rel, eval_cmd)
         cfg_path = run_dir / EVAL_DIR / DETECTOR_FILE
         cfg = json.loads(cfg_path.read_text())
         if cfg.get("schema_version") != EVAL_SCHEMA_VERSION:
@@ -327,56 +310,3 @@ class Detector:
     def score_files(self, paths: Sequence[str | Path], section: int | None = None) -> list[DetectionResult]:
         """:meth:`score` for each path, in order."""
         return [self.score(p, section) for p in paths]
-
-
-def results_csv(results: Sequence[DetectionResult]) -> str:
-    """CSV text: file, machine_type, section, score, threshold, is_anomaly."""
-    import csv
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "machine_type", "section", "score", "threshold", "is_anomaly"])
-    for r in results:
-        w.writerow([r.source, r.machine_type, f"{r.section:02d}", repr(r.score), repr(r.threshold), int(r.is_anomaly)])
-    return buf.getvalue()
-
-
-# --------------------------------------------------------------------------------------
-# command line (wired into `minasd score` by minasd.cli)
-# --------------------------------------------------------------------------------------
-
-
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``minasd score`` (Book: chapter 9)."""
-    parser.add_argument("--run", required=True, type=Path, help="an evaluated run folder")
-    parser.add_argument("files", nargs="+", type=Path, help="audio clips to score")
-    parser.add_argument("--section", type=int, default=None,
-                        help="section of every clip (default: read from each DCASE-style file name)")
-    parser.add_argument("--csv", type=Path, default=None, help="also write the results to this CSV (never overwritten)")
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-
-
-#: ``minasd score`` freezes the encoder (:func:`freeze_for_cpu`) only for at least this many
-#: files: freezing costs about 0.7 s (mobilenetv3_small_050) to 1.7 s (efficientnet_b0) once and
-#: saves about 10 ms to 35 ms per clip on 2 threads (``benchmarks/results/detector_cpu*.txt``), so
-#: it pays only over many clips.
-FREEZE_MIN_FILES = 64
-
-
-def run_score(args: argparse.Namespace) -> int:
-    """Run ``minasd score``: one line per file, optional CSV (Book: chapter 9)."""
-    from .io_utils import atomic_write_text
-
-    if args.csv is not None and Path(args.csv).exists():
-        raise FileExistsError(f"{args.csv} exists; choose another --csv path (results are never overwritten)")
-    many = len(args.files) >= FREEZE_MIN_FILES
-    det = Detector.load(args.run, device=args.device, optimize=None if many else False)
-    results = []
-    for f in args.files:
-        r = det.score(f, args.section)
-        print(r.line(), flush=True)
-        results.append(r)
-    if args.csv is not None:
-        atomic_write_text(args.csv, results_csv(results))
-        print(f"wrote {args.csv}")
-    return 0

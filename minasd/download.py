@@ -35,7 +35,7 @@ Guarantees:
 - **Provenance.** Every successful call rewrites ``<dest>/.minasd_download/manifest.json``
   (atomically) from the markers: which archives are in place, from which URL, with which
   MD5, and whether all came from Zenodo's DCASE 2021 records
-  (:func:`download_manifest`; :func:`minasd.evaluate.data_manifest` calls the root real
+  (:func:`download_manifest`; :func:`minasd.provenance.data_manifest` calls the root real
   DCASE 2021 data only then).
 
 Only the standard library's ``urllib`` is used for HTTP.
@@ -140,68 +140,31 @@ def download_dcase2021(
         ChecksumError: a download does not match its MD5 (the download is removed).
         UnsafeArchiveError: an archive member is unsafe (nothing is extracted).
     """
-    machine_types = list(machine_types)
-    unknown = [m for m in machine_types if m not in MACHINE_TYPES]
-    if unknown or not machine_types:
-        raise ValueError(f"machine types {unknown or machine_types} are not DCASE 2021 Task 2 types; "
-                         f"choose from {list(MACHINE_TYPES)}")
-    bad_parts = [p for p in parts if p not in PARTS]
-    if bad_parts:
-        raise ValueError(f"unknown parts {bad_parts}; choose from {list(PARTS)}")
+    machine_types = _checked_request(machine_types, parts)
     dest = Path(dest).expanduser().resolve()
     state = dest / STATE_DIR
     state.mkdir(parents=True, exist_ok=True)
     explicit = {k: v.lower().removeprefix("md5:") for k, v in (checksums or {}).items()}
-    listings: dict[str, dict[str, dict]] = {}  # record -> {name: {"md5", "size"}}; fetched lazily
-
-    def listing(record: str) -> dict[str, dict]:
-        if record not in listings:
-            if api_url is None:
-                listings[record] = {}
-            else:
-                listings[record] = _fetch_listing(f"{api_url.rstrip('/')}/records/{record}", timeout)
-        return listings[record]
-
+    listings = _RecordListings(api_url, timeout)
     done: list[Path] = []
     for part in dict.fromkeys(parts):  # keep order, drop repeats
         record = ZENODO_RECORDS[part]
-        target = dest / TARGETS[part]
-        pattern = ARCHIVES[part]
-        if pattern is None:  # the whole (small) record, names from its listing
-            record_marker = state / f"record_{record}.done"
-            if record_marker.exists():
-                log.info("record %s (%s) already in place", record, part)
-                continue
-            if api_url is None:
-                raise ValueError(f"part {part!r} needs the Zenodo record listing; pass api_url")
-            names = sorted(listing(record))
-            if not names:
-                raise DownloadError(f"Zenodo record {record} ({part}) lists no files")
-        else:
-            names = [pattern.format(machine=m) for m in machine_types]
+        names = _archive_names(part, machine_types, state, listings)
+        if names is None:
+            continue
         for name in names:
             if (state / f"{name}.done").exists():
                 log.info("%s already in place", name)
                 continue
-            meta = listing(record).get(name) if (api_url is not None and name not in explicit) else {}
-            if meta is None:
-                raise DownloadError(f"archive {name} is not in Zenodo record {record} "
-                                    f"(it lists: {', '.join(sorted(listing(record))) or 'nothing'})")
-            md5 = explicit.get(name) or meta.get("md5")
-            if not md5:
-                raise ValueError(f"no checksum for {name}: pass checksums={{{name!r}: '<md5>'}} or use the Zenodo API")
+            md5, size = _published_md5(name, record, explicit, listings)
             url = f"{base_url.rstrip('/')}/records/{record}/files/{urllib.parse.quote(name)}?download=1"
-            archive = _download(url, state / name, md5, meta.get("size"), timeout, progress)
-            n_files = _install(archive, target, state)
-            atomic_write_json(state / f"{name}.done", {
-                "archive": name, "record": record, "part": part, "md5": md5, "url": url, "target": str(target),
-                "files": n_files, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            })
-            log.info("%s: %d files into %s", name, n_files, target)
+            archive = _download(url, state / name, md5, size, timeout, progress)
+            _install_and_mark(archive, dest / TARGETS[part], state,
+                              {"archive": name, "record": record, "part": part, "md5": md5, "url": url})
             if not keep_archives:
                 archive.unlink()
             done.append(archive)
-        if pattern is None:
+        if ARCHIVES[part] is None:
             atomic_write_json(state / f"record_{record}.done", {"record": record, "part": part, "files": names})
     _write_manifest(state)
     return done
@@ -330,14 +293,76 @@ def run_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def main_download(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m minasd.download --dest DIR ...``."""
-    parser = add_download_arguments(argparse.ArgumentParser(
-        prog="minasd download", description="Download DCASE 2021 Task 2 from Zenodo (resumable, verified)."))
-    return run_download(parser.parse_args(argv))
-
-
 # --- internals -----------------------------------------------------------------
+
+
+def _checked_request(machine_types: Iterable[str], parts: Sequence[str]) -> list[str]:
+    """The machine types asked for, as a list, after checking them and ``parts``."""
+    machine_types = list(machine_types)
+    unknown = [m for m in machine_types if m not in MACHINE_TYPES]
+    if unknown or not machine_types:
+        raise ValueError(f"machine types {unknown or machine_types} are not DCASE 2021 Task 2 types; "
+                         f"choose from {list(MACHINE_TYPES)}")
+    bad_parts = [p for p in parts if p not in PARTS]
+    if bad_parts:
+        raise ValueError(f"unknown parts {bad_parts}; choose from {list(PARTS)}")
+    return machine_types
+
+
+class _RecordListings:
+    """The files of Zenodo records, ``{name: {"md5", "size"}}`` per record, each fetched once
+    when first asked for (``{}`` for every record when there is no record API)."""
+
+    def __init__(self, api_url: str | None, timeout: float):
+        self.api_url, self.timeout = api_url, timeout
+        self._cache: dict[str, dict[str, dict]] = {}
+
+    def __call__(self, record: str) -> dict[str, dict]:
+        if record not in self._cache:
+            self._cache[record] = ({} if self.api_url is None else
+                                   _fetch_listing(f"{self.api_url.rstrip('/')}/records/{record}", self.timeout))
+        return self._cache[record]
+
+
+def _archive_names(part: str, machine_types: list[str], state: Path, listings: _RecordListings) -> list[str] | None:
+    """The archives of ``part`` to have in place: one per machine type, or every file of the
+    (small) ground-truth record, named by its listing; None when that record is in place."""
+    pattern, record = ARCHIVES[part], ZENODO_RECORDS[part]
+    if pattern is not None:
+        return [pattern.format(machine=m) for m in machine_types]
+    if (state / f"record_{record}.done").exists():
+        log.info("record %s (%s) already in place", record, part)
+        return None
+    if listings.api_url is None:
+        raise ValueError(f"part {part!r} needs the Zenodo record listing; pass api_url")
+    names = sorted(listings(record))
+    if not names:
+        raise DownloadError(f"Zenodo record {record} ({part}) lists no files")
+    return names
+
+
+def _published_md5(name: str, record: str, explicit: Mapping[str, str],
+                   listings: _RecordListings) -> tuple[str, int | None]:
+    """(MD5, size in bytes or None) of archive ``name``: an explicit checksum wins over the
+    record's listing (the size is then not known)."""
+    meta = listings(record).get(name) if (listings.api_url is not None and name not in explicit) else {}
+    if meta is None:
+        raise DownloadError(f"archive {name} is not in Zenodo record {record} "
+                            f"(it lists: {', '.join(sorted(listings(record))) or 'nothing'})")
+    md5 = explicit.get(name) or meta.get("md5")
+    if not md5:
+        raise ValueError(f"no checksum for {name}: pass checksums={{{name!r}: '<md5>'}} or use the Zenodo API")
+    return md5, meta.get("size")
+
+
+def _install_and_mark(archive: Path, target: Path, state: Path, source: dict) -> None:
+    """Extract a verified ``archive`` into ``target`` and write its ``<name>.done`` marker
+    (``source``: archive, record, part, md5, url), which later runs and the manifest read."""
+    n_files = _install(archive, target, state)
+    atomic_write_json(state / f"{source['archive']}.done", {
+        **source, "target": str(target), "files": n_files, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    log.info("%s: %d files into %s", source["archive"], n_files, target)
 
 
 def _open(url: str, timeout: float, headers: Mapping[str, str] | None = None):
@@ -466,6 +491,3 @@ def _install(archive: Path, target: Path, state: Path) -> int:
     os.replace(tmp, target / archive.name)
     return 1
 
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main_download())

@@ -29,7 +29,7 @@ target machine type:
    target type" head: a low target probability means anomalous);
 6. AUC and pAUC (p = 0.1) per section over the protocol's test clips, ROC points,
    the official DCASE files (both domains, the format the DCASE 2021 evaluator
-   reads: :mod:`minasd.metrics`), a per-clip score table (protocol clips), the
+   reads: :mod:`minasd.dcase_files`), a per-clip score table (protocol clips), the
    decision thresholds used by :class:`minasd.detector.Detector`, and
    ``results.json`` (written last: a run with ``eval/results.json`` is evaluated).
 
@@ -60,7 +60,6 @@ Layout written into the run folder::
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -69,26 +68,22 @@ import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .config import DEV_SECTIONS, EVAL_SECTIONS, FEATURES, N_SEGMENTS, SAMPLE_RATE, SEGMENT_SECONDS
-from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit
+from .dcase_files import write_dcase_files
+from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit, sha256_file
 from .metrics import hmean_or_none
+from .provenance import data_manifest
+from .runs import (DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR, RESULTS_FILE, check_run_dir, load_model,
+                   resolve_device)
 
-#: Version of ``eval/results.json`` and ``eval/detector.json``; bumped when keys change.
-#: 2: DCASE files per domain (target-domain test clips included), ``n_target_test``,
-#: ``checkpoint_sha256`` and ``heldout_excluded``; labels never taken from the cache.
-EVAL_SCHEMA_VERSION = 2
 #: Percentile of the held-out normal clip scores used as the decision threshold.
 THRESHOLD_PERCENTILE = 90.0
 #: Folds of the out-of-fold held-out scores behind the threshold.
 THRESHOLD_FOLDS = 5
-EVAL_DIR = "eval"
-INLIER_DIR = "inlier"
-DETECTOR_FILE = "detector.json"
-RESULTS_FILE = "results.json"
 #: Score kinds written per section: the paper's (h), "w/o h", machine logit.
 SCORE_KINDS: tuple[str, ...] = ("h", "wo_h", "machine")
 
@@ -104,93 +99,11 @@ THRESHOLD_RULE = (
 # --------------------------------------------------------------------------------------
 
 
-def resolve_device(name: str):
-    """``"auto"`` -> CUDA if available else CPU; an explicit CUDA device without CUDA is an error."""
-    from .train import resolve_device as _resolve
-
-    return _resolve(name)
-
-
-#: What :func:`data_manifest` says of a root known to hold the released DCASE 2021 files.
-REAL_DCASE_NOTE = "real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download)"
-#: ... and of a root of unknown origin (no synthetic manifest, no download manifest).
-UNKNOWN_DATA_NOTE = "DCASE layout, no minasd synth manifest (provenance unknown)"
-
-
-def data_manifest(root: str | Path) -> dict:
-    """What is known of the data root: keys ``kind``, ``synthetic`` and ``note`` always.
-
-    * ``"synthetic"``: :func:`minasd.synth.find_manifest` finds the set's manifest in ``root``
-      or up to two folders above it (or an interrupted set's marker); adds seed, size,
-      generator version, machine types and ``finished``;
-    * ``"dcase2021"``: ``minasd download`` left its manifest in ``root``
-      (:func:`minasd.download.download_manifest`) and every archive came from Zenodo's DCASE
-      2021 Task 2 records with its published MD5: the released files; adds the machine
-      types and parts downloaded;
-    * ``"dcase_layout"``: anything else, e.g. a DCASE-layout set from another generator or a
-      copy of unknown origin: nothing says it is the released data.
-
-    Book: chapter 5.
-    """
-    from .download import download_manifest
-    from .synth import find_manifest
-
-    m = find_manifest(root)
-    if m is not None:
-        note = m.get("note", "synthetic data - not DCASE") + ("" if m["finished"] else " (incomplete set)")
-        return {"kind": "synthetic", "synthetic": True, "seed": m.get("seed"), "size": m.get("size"),
-                "generator_version": m.get("generator_version"), "machine_types": m.get("machine_types"),
-                "finished": m["finished"], "note": note}
-    dl = download_manifest(root)
-    if dl is not None and dl.get("zenodo"):
-        return {"kind": "dcase2021", "synthetic": False, "machine_types": dl["machine_types"], "parts": dl["parts"],
-                "note": REAL_DCASE_NOTE}
-    return {"kind": "dcase_layout", "synthetic": False, "note": UNKNOWN_DATA_NOTE}
-
-
-def data_kind_label(data: Mapping) -> str:
-    """A caption's words for a data manifest that is not synthetic (:func:`data_manifest`).
-
-    Only a ``"dcase2021"`` record is called real; any other (also ``"real"``, which an
-    earlier minasd wrote for every root without a synthetic manifest) is of unknown origin.
-
-    >>> data_kind_label({"kind": "real", "synthetic": False})
-    'DCASE layout, no minasd synth manifest (provenance unknown)'
-    """
-    return REAL_DCASE_NOTE if data.get("kind") == "dcase2021" else UNKNOWN_DATA_NOTE
-
-
 def section_role(section: int) -> str:
     """``"dev"`` for sections 00-02 (validation: choose hyperparameters here), ``"eval"`` for 03-05
     (test: report here, never choose here), ``"other"`` otherwise."""
     s = int(section)
     return "dev" if s in DEV_SECTIONS else "eval" if s in EVAL_SECTIONS else "other"
-
-
-def _need_file(run_dir: Path, rel: str, maker: str) -> Path:
-    p = run_dir / rel
-    if not p.exists():
-        raise FileNotFoundError(f"run folder {run_dir} lacks {rel}; it is written by `{maker}`")
-    return p
-
-
-def check_run_dir(run_dir: str | Path, which: str = "best") -> Path:
-    """Raise FileNotFoundError naming the first trainer file the run folder lacks."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {run_dir} does not exist (create it with `minasd train --out {run_dir}`)")
-    for rel in ("run.json", "split.json", "norm_stats.json", f"checkpoints/{which}.pt"):
-        _need_file(run_dir, rel, f"minasd train --out {run_dir}")
-    return run_dir
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes (hex), read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------
@@ -364,18 +277,6 @@ def split_test_clips(df, machine_type: str, sections: Iterable[int]):
     return tidy(proto), tidy(other)
 
 
-def test_clips(data_root: str | Path, machine_type: str, sections: Iterable[int]):
-    """The protocol's test clips of one type and sections, labels merged from the ground truth
-    (rows of :func:`minasd.data.index`, chosen by :func:`minasd.data.protocol_clips`: source
-    domain; anonymised clips whose names give no domain count as source).  Book: chapter 5."""
-    from .data import index
-
-    return split_test_clips(index(data_root), machine_type, sections)[0]
-
-
-test_clips.__test__ = False  # a library function, not a pytest test
-
-
 def _heldout_paths(root: Path, run_dir: Path) -> tuple[list[str], list[int], list[str]]:
     """split.json's held-out clips that the protocol rule keeps: ``(paths, sections, excluded)``.
 
@@ -404,6 +305,55 @@ def _heldout_paths(root: Path, run_dir: Path) -> tuple[list[str], list[int], lis
     return kept["path"].tolist(), kept["section"].astype(int).tolist(), excluded
 
 
+@dataclass
+class _Embedder:
+    """Embeds clip lists of one run's checkpoint, through the cache in ``<run>/eval/cache/``."""
+
+    model: object
+    norm: object  # the target type's NormStats
+    device: object
+    root: Path
+    cache: Path
+    checkpoint_sha256: str
+    which: str
+    model_spec: dict | None
+    n_classes: int  # K: width of the product logits
+    progress: bool
+    extracted: bool = False  # True once a set was extracted rather than read from the cache
+
+    def __call__(self, name: str, rel: list[str], sections: Sequence[int], labels, desc: str) -> ClipSet:
+        """The :class:`ClipSet` of clips ``rel`` (relative to the root), cached as ``CACHE_FILES[name]``."""
+        if not rel:
+            return ClipSet(np.zeros(0, dtype=str), np.zeros(0, int), np.zeros(0, int),
+                           np.zeros((0, N_SEGMENTS, 0), np.float32),
+                           np.zeros((0, N_SEGMENTS, self.n_classes), np.float32), np.zeros((0, N_SEGMENTS), np.float32))
+        key = cache_key(self.checkpoint_sha256, self.which, self.model_spec, self.root, rel, self.norm)
+        arrays = _load_cached(self.cache / CACHE_FILES[name], key, rel)
+        if arrays is None:
+            arrays = _extract(self.model, self.norm, [str(self.root / p) for p in rel], self.device, self.progress,
+                              desc)
+            _save_cached(self.cache / CACHE_FILES[name], rel, sections, arrays, key)
+            self.extracted = True
+        return ClipSet(np.array(rel, dtype=str), np.asarray(sections, dtype=int), np.asarray(labels, dtype=int),
+                       *arrays)
+
+    def test_set(self, name: str, df, desc: str) -> ClipSet:
+        """:meth:`__call__` on rows of :func:`split_test_clips` (absolute paths, labels from the index)."""
+        rel = [Path(os.path.relpath(p, self.root)).as_posix() for p in df["path"]]
+        labels = df["label"].astype("Int64").fillna(-1).astype(int).to_numpy()
+        return self(name, rel, df["section"].to_numpy(int), labels, desc)
+
+
+def _target_norm(run_dir: Path, machine: str):
+    """The run's amplitude statistics of its target type (``norm_stats.json``)."""
+    from .data import load_norm_stats
+
+    norm_all = load_norm_stats(run_dir / "norm_stats.json")
+    if machine not in norm_all:
+        raise ValueError(f"{run_dir / 'norm_stats.json'} has no statistics of {machine!r} (it has {sorted(norm_all)})")
+    return norm_all[machine]
+
+
 def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, device: str = "auto",
                     which: str = "best", progress: bool = True, target: bool = False) -> RunEmbeddings:
     """Embeddings of a run's held-out clips and test clips, from the cache or extracted.
@@ -427,8 +377,7 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
     """
     import torch
 
-    from .data import index, load_norm_stats
-    from .train import load_model
+    from .data import index
 
     run_dir = check_run_dir(run_dir, which)
     dev = resolve_device(device)
@@ -439,29 +388,10 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist (pass --data to say where the data are)")
     machine = meta["machine_type"]
-    norm_all = load_norm_stats(run_dir / "norm_stats.json")
-    if machine not in norm_all:
-        raise ValueError(f"{run_dir / 'norm_stats.json'} has no statistics of {machine!r} (it has {sorted(norm_all)})")
-    norm = norm_all[machine]
-    ck_sha = file_sha256(run_dir / "checkpoints" / f"{which}.pt")
-    cache = run_dir / EVAL_DIR / "cache"
-    n_classes = int(meta["model"]["n_sections"])
-    extracted = False
-
-    def embed(name: str, rel: list[str], sections: Sequence[int], labels, desc: str) -> ClipSet:
-        nonlocal extracted
-        if not rel:
-            return ClipSet(np.zeros(0, dtype=str), np.zeros(0, int), np.zeros(0, int),
-                           np.zeros((0, N_SEGMENTS, 0), np.float32), np.zeros((0, N_SEGMENTS, n_classes), np.float32),
-                           np.zeros((0, N_SEGMENTS), np.float32))
-        key = cache_key(ck_sha, which, meta.get("model"), root, rel, norm)
-        arrays = _load_cached(cache / CACHE_FILES[name], key, rel)
-        if arrays is None:
-            arrays = _extract(model, norm, [str(root / p) for p in rel], dev, progress, desc)
-            _save_cached(cache / CACHE_FILES[name], rel, sections, arrays, key)
-            extracted = True
-        return ClipSet(np.array(rel, dtype=str), np.asarray(sections, dtype=int), np.asarray(labels, dtype=int),
-                       *arrays)
+    norm = _target_norm(run_dir, machine)
+    embed = _Embedder(model, norm, dev, root, run_dir / EVAL_DIR / "cache",
+                      sha256_file(run_dir / "checkpoints" / f"{which}.pt"), which, meta.get("model"),
+                      int(meta["model"]["n_sections"]), progress)
 
     val, val_sections, excluded = _heldout_paths(root, run_dir)
     if excluded:
@@ -473,18 +403,10 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
     if proto.empty:
         raise ValueError(f"no source-domain test clips of {machine} sections "
                          f"{[f'{s:02d}' for s in meta['sections']]} under {root}")
-
-    def rel_of(df) -> list[str]:
-        return [Path(os.path.relpath(p, root)).as_posix() for p in df["path"]]
-
-    def labels_of(df) -> np.ndarray:
-        return df["label"].astype("Int64").fillna(-1).astype(int).to_numpy()
-
-    test = embed("test", rel_of(proto), proto["section"].to_numpy(int), labels_of(proto), "test clips")
-    tgt = (embed("target", rel_of(other), other["section"].to_numpy(int), labels_of(other), "target-domain test clips")
-           if target else None)
-    return RunEmbeddings(run_dir, root, meta, held, test, str(dev), extracted, target=tgt, checkpoint_sha256=ck_sha,
-                         heldout_excluded=excluded)
+    test = embed.test_set("test", proto, "test clips")
+    tgt = embed.test_set("target", other, "target-domain test clips") if target else None
+    return RunEmbeddings(run_dir, root, meta, held, test, str(dev), embed.extracted, target=tgt,
+                         checkpoint_sha256=embed.checkpoint_sha256, heldout_excluded=excluded)
 
 
 # --------------------------------------------------------------------------------------
@@ -640,45 +562,103 @@ def grid_scores(embs: RunEmbeddings, candidates: Iterable[tuple[str, int]], sect
 # --------------------------------------------------------------------------------------
 
 
-def write_dcase_files(directory: Path, machine: str, data_root: Path, scored: dict, thresholds: dict) -> list[str]:
-    """Write the official DCASE result files of one run; returns their names.
+def _evaluation_settings(run_dir: Path, inlier: str | None, p: int | None, aggregation: str | None,
+                         sections: Iterable[int] | None) -> tuple[str, int, str, list[int], list[int]]:
+    """``(kind, p, aggregation, run_sections, sections)``: the arguments, else Table I from ``run.json``; checked."""
+    from .scoring import AGGREGATIONS, default_aggregation
 
-    Every scored test clip of a section (the protocol's source-domain clips and the
-    target-domain ones, all scored by the same model and the section's h) goes into
-    ``anomaly_score_<type>_section_<XX>_<domain>_test.csv`` and ``decision_result_...``,
-    the domain read from the clip's name (names without one: ``..._section_<XX>_test.csv``;
-    see :mod:`minasd.metrics` for what the official evaluator reads).  Decisions are
-    ``score > threshold`` of the section.  Earlier result files of this machine type in
-    ``directory`` that this call does not write are removed, so that the folder can be
-    handed to the evaluator as it is.
+    meta0 = json.loads((run_dir / "run.json").read_text())
+    hp = meta0.get("hparams", {})
+    kind = inlier or hp.get("inlier")
+    p = int(p if p is not None else hp.get("p"))
+    if kind not in ("gmm", "lof"):
+        raise ValueError(f"inlier must be 'gmm' or 'lof', got {kind!r}")
+    agg = aggregation or default_aggregation(kind)
+    if agg not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {agg!r}")
+    run_sections = [int(s) for s in meta0["sections"]]
+    secs = run_sections if sections is None else [int(s) for s in sections]
+    unknown = [s for s in secs if s not in run_sections]
+    if unknown:
+        raise ValueError(f"section(s) {[f'{s:02d}' for s in unknown]} are not sections of {run_dir} "
+                         f"(it knows {[f'{s:02d}' for s in run_sections]})")
+    return kind, p, agg, run_sections, secs
 
-    Args:
-        directory: ``<run>/eval/dcase``.
-        data_root: the root the clip paths are relative to (their names give the domain).
-        scored: section -> list of :func:`section_scores` entries (``clips``, ``h``).
-        thresholds: section -> decision threshold.  Book: chapter 5.
-    """
-    from .data import parse_filename
-    from .metrics import anomaly_score_filename, decision_filename, write_anomaly_scores, write_decisions
 
-    written = []
-    for s, parts in scored.items():
-        groups: dict = {}
-        for part in parts:
-            for rel, score in zip(part["clips"].paths, part["h"]):
-                groups.setdefault(parse_filename(Path(data_root) / rel).domain, []).append((Path(rel).name, score))
-        for domain, items in sorted(groups.items(), key=lambda kv: str(kv[0])):
-            names = [n for n, _ in items]
-            scores = np.array([v for _, v in items], dtype=np.float64)
-            write_anomaly_scores(directory, machine, s, names, scores, overwrite=True, domain=domain)
-            write_decisions(directory, machine, s, names, (scores > thresholds[s]).astype(int), overwrite=True,
-                            domain=domain)
-            written += [anomaly_score_filename(machine, s, domain), decision_filename(machine, s, domain)]
-    for prefix in ("anomaly_score", "decision_result"):
-        for old in directory.glob(f"{prefix}_{machine}_section_*.csv"):
-            if old.name not in written:
-                old.unlink()
-    return sorted(written)
+def _section_tables(machine: str, secs: list[int], sc: dict, sc_target: dict,
+                    thresholds: dict) -> tuple[list[dict], list[dict], dict]:
+    """``(rows, clip_rows, roc)``: one row per section (``sections.csv``) and per protocol test clip
+    (``scores.csv``), and the ROC points of each score kind per section."""
+    from .metrics import roc_points
+
+    rows, clip_rows, roc = [], [], {k: {} for k in SCORE_KINDS}
+    for s in secs:
+        thr = thresholds[s]["value"]
+        if s not in sc:
+            continue
+        r = sc[s]
+        decisions = (r["h"] > thr).astype(int)
+        labels = r["clips"].labels
+        n_target = len(sc_target[s]["clips"].paths) if s in sc_target else 0
+        row = {"machine": machine, "section": s, "role": section_role(s), "n_test": int(len(labels)),
+               "n_normal": int((labels == 0).sum()), "n_anomaly": int((labels == 1).sum()),
+               "n_unlabelled": int((labels < 0).sum()), "n_target_test": int(n_target),
+               "n_heldout": thresholds[s]["n_clips"],
+               "threshold": thr, "threshold_method": thresholds[s]["method"], "n_flagged": int(decisions.sum())}
+        for k in SCORE_KINDS:
+            auc, pauc = _metrics(labels, r[k], f"{machine} section {s:02d}")
+            row[f"auc_{k}" if k != "h" else "auc"] = auc
+            row[f"pauc_{k}" if k != "h" else "pauc"] = pauc
+            if auc is not None:
+                known = labels >= 0
+                fpr, tpr = roc_points(labels[known], r[k][known])
+                roc[k][f"{s:02d}"] = {"fpr": fpr.round(6).tolist(), "tpr": tpr.round(6).tolist()}
+        rows.append(row)
+        for i, path in enumerate(r["clips"].paths):
+            clip_rows.append({"path": path, "section": s, "label": int(labels[i]), "score_h": float(r["h"][i]),
+                              "score_wo_h": float(r["wo_h"][i]), "score_machine": float(r["machine"][i]),
+                              "decision": int(decisions[i])})
+    return rows, clip_rows, roc
+
+
+def _summary_hmean(rows: list[dict]) -> dict:
+    """Score kind -> role ("dev", "eval") -> harmonic mean of the AUCs and pAUCs of those sections."""
+    summary = {}
+    for k in SCORE_KINDS:
+        ka, kp = ("auc", "pauc") if k == "h" else (f"auc_{k}", f"pauc_{k}")
+        summary[k] = {role: hmean_or_none([x for r in rows if r["role"] == role for x in (r[ka], r[kp])])
+                      for role in ("dev", "eval")}
+    return summary
+
+
+def _results_record(run_dir: Path, embs: RunEmbeddings, secs: list[int], h: dict, rows: list[dict], roc: dict,
+                    dcase_files: list[str], t0: float) -> dict:
+    """What ``eval/results.json`` holds (schema :data:`minasd.runs.EVAL_SCHEMA_VERSION`)."""
+    from . import __version__
+
+    meta = embs.meta
+    return {
+        "schema": "minasd.eval", "schema_version": EVAL_SCHEMA_VERSION, "run_dir": str(run_dir),
+        "machine_type": meta["machine_type"], "sections_evaluated": secs,
+        "inlier": h,
+        "threshold_rule": THRESHOLD_RULE,
+        "sections": rows,
+        "summary_hmean": _summary_hmean(rows),
+        "roc": roc,
+        "files": {"dcase": "eval/dcase", "dcase_files": dcase_files, "scores": "eval/scores.csv",
+                  "sections": "eval/sections.csv", "detector": f"eval/{DETECTOR_FILE}", "inlier": INLIER_DIR,
+                  "cache": "eval/cache"},
+        "provenance": {
+            "minasd_version": __version__, "git_commit": git_commit(), "device": embs.device,
+            "duration_s": round(time.perf_counter() - t0, 3), "embeddings_extracted": embs.extracted,
+            "data_root": str(embs.data_root), "data": data_manifest(embs.data_root),
+            "checkpoint": meta["checkpoint"], "checkpoint_sha256": embs.checkpoint_sha256,
+            "heldout_excluded": embs.heldout_excluded, "epochs_trained": meta.get("epochs_done"),
+            "epochs_planned": meta.get("hparams", {}).get("epochs"), "train_status": meta.get("status"),
+            "train_config": meta.get("config"), "model": meta.get("model"), "train_git_commit": meta.get("git_commit"),
+            "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    }
 
 
 def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlier: str | None = None,
@@ -709,9 +689,7 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
         ValueError: a section without held-out clips, p too large for the held-out
             segments, an unknown section.  Book: chapter 5.
     """
-    from . import __version__
-    from .metrics import roc_points
-    from .scoring import AGGREGATIONS, default_aggregation
+    import pandas as pd
 
     t0 = time.perf_counter()
     run_dir = check_run_dir(run_dir, which)
@@ -719,21 +697,10 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
     if (out / RESULTS_FILE).exists() and not overwrite:
         raise FileExistsError(f"{out / RESULTS_FILE} exists: {run_dir} is already evaluated; pass overwrite=True "
                               "(--overwrite) to replace its results")
-    meta0 = json.loads((run_dir / "run.json").read_text())
-    hp = meta0.get("hparams", {})
-    kind = inlier or hp.get("inlier")
-    p = int(p if p is not None else hp.get("p"))
-    if kind not in ("gmm", "lof"):
-        raise ValueError(f"inlier must be 'gmm' or 'lof', got {kind!r}")
-    agg = aggregation or default_aggregation(kind)
-    if agg not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {agg!r}")
-    run_sections = [int(s) for s in meta0["sections"]]
-    secs = run_sections if sections is None else [int(s) for s in sections]
-    unknown = [s for s in secs if s not in run_sections]
-    if unknown:
-        raise ValueError(f"section(s) {[f'{s:02d}' for s in unknown]} are not sections of {run_dir} "
-                         f"(it knows {[f'{s:02d}' for s in run_sections]})")
+    kind, p, agg, run_sections, secs = _evaluation_settings(run_dir, inlier, p, aggregation, sections)
+    # p is resolved by now, so "source" reads "argument" also for Table I's p (kept as results.json has it)
+    h = {"kind": kind, "p": p, "aggregation": agg, "seed": seed,
+         "source": "argument" if (inlier or p is not None) else "table1"}
 
     embs = load_embeddings(run_dir, data_root, device=device, which=which, progress=progress, target=True)
     machine = embs.meta["machine_type"]
@@ -754,67 +721,10 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
     dcase_files = write_dcase_files(out / "dcase", machine, embs.data_root,
                                     {s: [x for x in (sc.get(s), sc_target.get(s)) if x is not None] for s in secs},
                                     {s: thresholds[s]["value"] for s in secs})
-    rows, clip_rows, roc = [], [], {k: {} for k in SCORE_KINDS}
-    for s in secs:
-        thr = thresholds[s]["value"]
-        if s not in sc:
-            continue
-        r = sc[s]
-        decisions = (r["h"] > thr).astype(int)
-        labels = r["clips"].labels
-        n_target = len(sc_target[s]["clips"].paths) if s in sc_target else 0
-        row = {"machine": machine, "section": s, "role": section_role(s), "n_test": int(len(labels)),
-               "n_normal": int((labels == 0).sum()), "n_anomaly": int((labels == 1).sum()),
-               "n_unlabelled": int((labels < 0).sum()), "n_target_test": int(n_target),
-               "n_heldout": thresholds[s]["n_clips"],
-               "threshold": thr, "threshold_method": thresholds[s]["method"], "n_flagged": int(decisions.sum())}
-        for k in SCORE_KINDS:
-            auc, pauc = _metrics(labels, r[k], f"{machine} section {s:02d}")
-            row[f"auc_{k}" if k != "h" else "auc"] = auc
-            row[f"pauc_{k}" if k != "h" else "pauc"] = pauc
-            if auc is not None:
-                known = labels >= 0
-                fpr, tpr = roc_points(labels[known], r[k][known])
-                roc[k][f"{s:02d}"] = {"fpr": fpr.round(6).tolist(), "tpr": tpr.round(6).tolist()}
-        rows.append(row)
-        for i, path in enumerate(r["clips"].paths):
-            clip_rows.append({"path": path, "section": s, "label": int(labels[i]), "score_h": float(r["h"][i]),
-                              "score_wo_h": float(r["wo_h"][i]), "score_machine": float(r["machine"][i]),
-                              "decision": int(decisions[i])})
-
-    import pandas as pd
-
+    rows, clip_rows, roc = _section_tables(machine, secs, sc, sc_target, thresholds)
     atomic_write_text(out / "sections.csv", pd.DataFrame(rows).to_csv(index=False))
     atomic_write_text(out / "scores.csv", pd.DataFrame(clip_rows).to_csv(index=False))
-    summary = {}
-    for k in SCORE_KINDS:
-        ka, kp = ("auc", "pauc") if k == "h" else (f"auc_{k}", f"pauc_{k}")
-        summary[k] = {role: hmean_or_none([x for r in rows if r["role"] == role for x in (r[ka], r[kp])])
-                      for role in ("dev", "eval")}
-    meta = embs.meta
-    results = {
-        "schema": "minasd.eval", "schema_version": EVAL_SCHEMA_VERSION, "run_dir": str(run_dir),
-        "machine_type": machine, "sections_evaluated": secs,
-        "inlier": {"kind": kind, "p": p, "aggregation": agg, "seed": seed,
-                   "source": "argument" if (inlier or p is not None) else "table1"},
-        "threshold_rule": THRESHOLD_RULE,
-        "sections": rows,
-        "summary_hmean": summary,
-        "roc": roc,
-        "files": {"dcase": "eval/dcase", "dcase_files": dcase_files, "scores": "eval/scores.csv",
-                  "sections": "eval/sections.csv", "detector": f"eval/{DETECTOR_FILE}", "inlier": INLIER_DIR,
-                  "cache": "eval/cache"},
-        "provenance": {
-            "minasd_version": __version__, "git_commit": git_commit(), "device": embs.device,
-            "duration_s": round(time.perf_counter() - t0, 3), "embeddings_extracted": embs.extracted,
-            "data_root": str(embs.data_root), "data": data_manifest(embs.data_root),
-            "checkpoint": meta["checkpoint"], "checkpoint_sha256": embs.checkpoint_sha256,
-            "heldout_excluded": embs.heldout_excluded, "epochs_trained": meta.get("epochs_done"),
-            "epochs_planned": meta.get("hparams", {}).get("epochs"), "train_status": meta.get("status"),
-            "train_config": meta.get("config"), "model": meta.get("model"), "train_git_commit": meta.get("git_commit"),
-            "evaluated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        },
-    }
+    results = _results_record(run_dir, embs, secs, h, rows, roc, dcase_files, t0)
     atomic_write_json(out / RESULTS_FILE, results)
     if progress:
         print(f"[evaluate] {machine}: h = {kind} p={p} ({agg}); wrote {out / RESULTS_FILE}, "
@@ -832,46 +742,3 @@ def load_eval_results(run_dir: str | Path) -> dict:
         raise ValueError(f"{f} has schema {r.get('schema')!r} v{r.get('schema_version')}; this minasd reads "
                          f"minasd.eval v{EVAL_SCHEMA_VERSION}")
     return r
-
-
-def format_table(results: dict) -> str:
-    """The per-section table of a results dict as text (percent)."""
-    lines = [f"{'section':>8} {'role':>5} {'AUC':>7} {'pAUC':>7} {'AUC w/o h':>10} {'thr':>10} {'flagged':>8}"]
-    pct = lambda v: "    n/a" if v is None else f"{100 * v:7.2f}"  # noqa: E731
-    for r in results["sections"]:
-        sec = f"{r['section']:02d}"
-        lines.append(f"{sec:>8} {r['role']:>5} {pct(r['auc'])} {pct(r['pauc'])} {pct(r['auc_wo_h']):>10} "
-                     f"{r['threshold']:10.4g} {r['n_flagged']:>4}/{r['n_test']}")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------
-# command line (wired into `minasd evaluate` by minasd.cli)
-# --------------------------------------------------------------------------------------
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``minasd evaluate`` (Book: chapter 5)."""
-    parser.add_argument("--run", required=True, type=Path, help="training run folder (minasd train --out)")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: the run's)")
-    parser.add_argument("--inlier", choices=["gmm", "lof"], default=None, help="inlier model h (default: Table I)")
-    parser.add_argument("--p", type=int, default=None, help="GMM components / LOF neighbours (default: Table I)")
-    parser.add_argument("--aggregation", default=None,
-                        help="mean_above_median, mean, max or median (default: GMM mean_above_median, LOF mean)")
-    parser.add_argument("--sections", type=int, nargs="+", default=None, help="sections (default: all of the run's)")
-    parser.add_argument("--checkpoint", choices=["best", "last"], default="best", help="checkpoint (default best)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing results of this run")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    """Run ``minasd evaluate`` and print the per-section table (Book: chapter 5)."""
-    res = evaluate_run(args.run, data_root=args.data, inlier=args.inlier, p=args.p, aggregation=args.aggregation,
-                       sections=args.sections, device=args.device, overwrite=args.overwrite, which=args.checkpoint,
-                       progress=not args.quiet)
-    data = res["provenance"]["data"]
-    print(f"{res['machine_type']} ({'SYNTHETIC data, not DCASE' if data['synthetic'] else data_kind_label(data)}); "
-          f"h = {res['inlier']['kind']} p={res['inlier']['p']}")
-    print(format_table(res))
-    return 0

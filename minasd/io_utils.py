@@ -103,7 +103,7 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
 
     Every read-modify-write of files that several processes share goes inside it: a
     (seed, type) job committing its files and the one process that merges them into
-    tables and publishes them (:mod:`minasd.experiment`, :mod:`minasd.results`), so that
+    tables and publishes them (:mod:`minasd.studies.experiment`, :mod:`minasd.studies.results`), so that
     no reader sees a table between two of its writes.  The lock is ``flock``'s: it is
     released when the process ends, however it ends (an interruption leaves no stale
     lock), and a nested ``folder_lock`` on the same folder in the same thread does not

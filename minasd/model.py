@@ -79,6 +79,30 @@ def _describe(obj: Any) -> str:
     return f"a {type(obj).__name__}"
 
 
+def load_torch_file(path: str | Path, missing: str, unreadable: str, fix: str) -> Any:
+    """Read a torch file safely, onto the CPU: the package's one reader of torch files (Book: chapter 4).
+
+    ``weights_only=True``: the file may hold only tensors, numbers, strings, lists, tuples
+    and dicts, never pickled code, so a file from somewhere else cannot run anything on the
+    reader's machine.  Callers check what the plain data hold
+    (:func:`minasd.runs.load_checkpoint`, :func:`load_backbone_weights`).
+
+    Args:
+        path: the file.
+        missing: the FileNotFoundError's message when ``path`` is not a file.
+        unreadable, fix: the ValueError's message when torch cannot read it (truncated,
+            another format, pickled objects other than plain data) is
+            ``"<unreadable> (<reason>); <fix>"``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, random bytes, forbidden globals: all mean "not such a file"
+        raise ValueError(f"{unreadable} ({_brief(err)}); {fix}") from None
+
+
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a local EfficientNet-B0 state dict into ``backbone`` (Book: chapter 3).
 
@@ -86,9 +110,9 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     or ``"model"``; keys may carry a ``"backbone."`` or ``"module."`` prefix.  The
     ImageNet classifier is dropped and a 3-channel stem is summed to 1 channel.
 
-    The file is read with ``weights_only=True`` (tensors and plain containers only,
-    never pickled code), like :func:`minasd.train.load_checkpoint`: a weights file
-    downloaded from somewhere cannot run anything on the reader's machine.
+    The file is read with :func:`load_torch_file` (``weights_only=True``: tensors and plain
+    containers only, never pickled code), like :func:`minasd.runs.load_checkpoint`: a weights
+    file downloaded from somewhere cannot run anything on the reader's machine.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -97,14 +121,10 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
             do not fit the backbone (names the file and the keys).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"pretrained weights file {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, random bytes, forbidden globals: all mean "not a weights file"
-        raise ValueError(f"pretrained weights file {path} is not a readable torch state dict ({_brief(err)}); "
-                         "it may be truncated or saved as a whole pickled model: save model.state_dict() "
-                         "with torch.save") from None
+    obj = load_torch_file(path, missing=f"pretrained weights file {path} does not exist",
+                          unreadable=f"pretrained weights file {path} is not a readable torch state dict",
+                          fix="it may be truncated or saved as a whole pickled model: save model.state_dict() "
+                              "with torch.save")
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):

@@ -78,7 +78,7 @@ class Profile:
 
     def experiment_settings(self, *, epochs: int | None = None, backbone: str | None = None,
                             batch_size: int | None = None, **extra) -> tuple[int, dict]:
-        """:meth:`settings` as :func:`minasd.experiment.experiment` takes them: ``(epochs, train_overrides)``.
+        """:meth:`settings` as :func:`minasd.studies.experiment.experiment` takes them: ``(epochs, train_overrides)``.
 
         Lambda is left out (the experiment chooses it from its grid); ``extra`` are further
         :class:`minasd.train.TrainConfig` fields given explicitly (None = not given: left out).

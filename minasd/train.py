@@ -58,31 +58,14 @@ the ones marked "choice"):
   resumed run continues as the uninterrupted run would have (bit for bit on the
   same device and thread count); no CUDA generator state needs saving.
 
-Resume and overwrite (``minasd train --resume`` / ``--overwrite``):
-
-* an empty or new ``out_dir`` starts a fresh run;
-* ``resume=True`` continues an unfinished run with the same configuration from
-  ``checkpoints/last.pt`` (model, optimiser, scheduler, sampler, RNG, epoch, best
-  value and the log); fields that do not change the result (device, num_workers,
-  compile, progress) may differ, and so may the device settings derived from
-  them (``run.json`` lists each session's in ``runtime_history``).  Checkpoints
-  hold plain data only and are read with ``weights_only=True`` onto the CPU
-  (:func:`load_checkpoint`);
-  (with no run there yet, ``resume=True`` simply starts one);
-* ``overwrite=True`` deletes the trainer's files in ``out_dir`` and starts again;
-* otherwise a run directory that holds a run (finished, unfinished, or with a
-  different configuration) is refused with an error that says which flag to use.
+The run directory itself (its names, resume and overwrite, ``run.json``, the
+checkpoints and :func:`~minasd.runs.load_model`) belongs to :mod:`minasd.runs`;
+``minasd train --resume`` / ``--overwrite`` are described there.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-import math
-import os
-import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -91,20 +74,16 @@ import numpy as np
 import torch
 import yaml
 
-from . import __version__
 from .config import FEATURES, SAMPLE_RATE, SEGMENT_SECONDS, TypeHParams, hparams_for
-from .io_utils import atomic_save_torch, atomic_write_json, atomic_write_text, git_commit
+from .io_utils import atomic_write_text
 from .losses import LossParts, two_bce_loss
 from .mixup import mixup, no_mixup, product_targets
-from .model import ASDModel, _brief
+from .model import ASDModel
+from .runs import (FitState, begin_run_json, finish_run_json, prepare_run_dir, record_epoch, resolve_device,
+                   resume_fit, save_checkpoints, write_split)
 from .runtime import RuntimeSettings, runtime_settings
 from .sampler import BalancedBatchSampler
 from .store import PCM_SCALE, WaveStore, open_store
-
-#: Fields of TrainConfig that do not change what is trained: a run may be resumed with other values.
-RUNTIME_FIELDS = ("out_dir", "device", "num_workers", "compile", "progress")
-#: Files and folders the trainer writes in a run directory (``overwrite`` deletes exactly these).
-RUN_FILES = ("config.yaml", "run.json", "split.json", "norm_stats.json", "log.jsonl", "checkpoints")
 
 
 @dataclass(frozen=True)
@@ -362,161 +341,6 @@ def validation_starts(lengths: np.ndarray, seg_len: int, n_crops: int) -> tuple[
 
 
 # --------------------------------------------------------------------------------------
-# run directory
-# --------------------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; an explicit CUDA device without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
-    return dev
-
-
-def _comparable(cfg: TrainConfig) -> dict:
-    return {k: v for k, v in cfg.to_dict().items() if k not in RUNTIME_FIELDS}
-
-
-def _data_manifest(root: Path) -> dict:
-    from .synth import find_manifest
-
-    m = find_manifest(root)
-    if m is None:  # what is known of it: the released DCASE data (minasd download's record) or unknown origin
-        from .evaluate import data_manifest
-
-        return data_manifest(root)
-    return {"kind": "synthetic", "synthetic": True, "manifest": {k: v for k, v in m.items() if k != "manifest_path"}}
-
-
-def _prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:
-    """Check ``out_dir`` against the flags; returns True when a run is to be resumed."""
-    out = Path(cfg.out_dir)
-    if resume and overwrite:
-        raise ValueError("pass either resume or overwrite, not both")
-    cfg_path = out / "config.yaml"
-    if not cfg_path.exists():
-        leftovers = [n for n in RUN_FILES if (out / n).exists()]
-        if leftovers and not overwrite:
-            raise FileExistsError(f"{out} holds trainer files {leftovers} but no config.yaml; "
-                                  "pass --overwrite to start a new run there")
-        if overwrite:
-            _remove_run_files(out)
-        return False
-    if overwrite:
-        _remove_run_files(out)
-        return False
-    old = TrainConfig.from_yaml(cfg_path)
-    a, b = _comparable(old), _comparable(cfg)
-    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-    if diff:
-        raise FileExistsError(
-            f"{out} holds a run with a different configuration ({', '.join(f'{k}: {v[0]!r} there, {v[1]!r} now' for k, v in diff.items())}); "
-            "choose another --out, or pass --overwrite to delete that run"
-        )
-    meta_path = out / "run.json"
-    if meta_path.exists():
-        meta = _read_json(meta_path, f"{out} holds a damaged run", "pass --overwrite to start over")
-        finished = isinstance(meta, dict) and meta.get("status") == "finished"
-    else:
-        finished = False
-    if finished:
-        raise FileExistsError(f"{out} holds a finished run; pass --overwrite to train it again, or choose another --out")
-    if not resume:
-        raise FileExistsError(f"{out} holds an unfinished run; pass --resume to continue it from "
-                              "checkpoints/last.pt, or --overwrite to start over")
-    return True
-
-
-def _remove_run_files(out: Path) -> None:
-    for name in RUN_FILES:
-        p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    if out.is_dir():
-        others = sorted(p.name for p in out.iterdir())
-        if others:
-            warnings.warn(f"--overwrite removed the trainer's files in {out}; other files stay and may be stale: {others}")
-
-
-def _write_log(out: Path, history: list[dict]) -> None:
-    atomic_write_text(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-
-
-def _plain_model(model: torch.nn.Module) -> ASDModel:
-    return getattr(model, "_orig_mod", model)
-
-
-# --------------------------------------------------------------------------------------
-# checkpoints
-# --------------------------------------------------------------------------------------
-
-#: Keys every checkpoint holds (``best.pt`` and ``last.pt``).
-CHECKPOINT_KEYS = ("model", "epoch", "model_spec")
-#: Keys ``last.pt`` holds on top, to resume a run.
-RESUME_KEYS = CHECKPOINT_KEYS + ("optimizer", "scheduler", "sampler", "torch_rng", "best_val", "best_epoch",
-                                 "history", "config")
-
-
-def load_checkpoint(path: str | Path, need: tuple[str, ...] = CHECKPOINT_KEYS) -> dict:
-    """Read a minasd checkpoint safely, onto the CPU (Book: chapter 4).
-
-    ``weights_only=True``: the file may hold only tensors, numbers, strings, lists,
-    tuples and dicts (what :func:`train` writes), never code; a file shared by
-    someone else cannot run anything on the reader's machine.  Tensors are loaded
-    to the CPU whatever device wrote or will use them: ``load_state_dict`` then
-    places model and optimiser state next to the parameters, and keeps AdamW's
-    step counters on the CPU where torch expects them.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a readable checkpoint (truncated, not a torch file, pickled
-            objects other than plain data) or without the keys ``need``; the message
-            names the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, random bytes, forbidden globals: all mean "not a checkpoint"
-        raise ValueError(f"{path} is not a readable minasd checkpoint ({_brief(err)}); it may be truncated or "
-                         "not a checkpoint at all: train the run again (--overwrite)") from None
-    if not isinstance(ck, dict):
-        raise ValueError(f"{path} is not a minasd checkpoint: it holds a {type(ck).__name__}, not a dict")
-    missing = [k for k in need if k not in ck]
-    if missing:
-        raise ValueError(f"{path} is not a minasd checkpoint: it lacks {missing}")
-    return ck
-
-
-def _load_weights(model: ASDModel, ck: dict, path: Path, expected_spec: dict | None) -> None:
-    """Load ``ck["model"]`` into ``model``; a checkpoint of another model is a ValueError naming ``path``."""
-    spec = ck["model_spec"]
-    if expected_spec is not None and spec != expected_spec:
-        raise ValueError(f"checkpoint {path} holds the model {spec}, but this run's model is {expected_spec}: "
-                         "the checkpoint belongs to another run")
-    try:
-        model.load_state_dict(ck["model"])
-    except (RuntimeError, TypeError, AttributeError, KeyError) as err:
-        raise ValueError(f"checkpoint {path}: its weights do not fit the model {model.to_spec()} "
-                         f"({_brief(err)})") from None
-
-
-def _read_json(path: Path, what: str, fix: str) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: {what}; {fix}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): {what}; {fix}") from None
-
-
-# --------------------------------------------------------------------------------------
 # training
 # --------------------------------------------------------------------------------------
 
@@ -629,9 +453,117 @@ def build_data(cfg: TrainConfig) -> tuple[TrainData, dict, Any]:
     return td, sel, stats
 
 
+@dataclass
+class Fit:
+    """What the fit loop works with (:func:`build_fit`; Book: chapter 4)."""
+
+    hp: TypeHParams  # Table I row with the config's overrides
+    plain: ASDModel  # the uncompiled model: its weights are what checkpoints hold
+    model: torch.nn.Module  # ``plain``, or its ``torch.compile`` wrapper: what the steps call
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # OneCycleLR over every step of the run
+    sampler: BalancedBatchSampler
+    rt: RuntimeSettings
+    pipe: CropPipeline
+    val_items: np.ndarray  # (V,) int64, the fixed validation crops: item ...
+    val_starts: np.ndarray  # (V,) int64 ... and start sample
+    n_sections: int  # K
+
+
+def build_fit(cfg: TrainConfig, td: TrainData, stats, n_sections: int, device: torch.device) -> Fit:
+    """Model, optimiser, schedule, sampler and crop pipeline of a run, on its device (Book: chapter 4).
+
+    The model's initial weights depend on the seed only: the global torch RNG is seeded
+    just before the model is built.
+    """
+    hp = cfg.hparams()
+    torch.manual_seed(cfg.seed)
+    plain = ASDModel(n_sections=n_sections, pretrained=cfg.pretrained, backbone=cfg.backbone)
+    rt = runtime_settings(device, plain.backbone_name, compile=cfg.compile)  # the device's settings, chosen once
+    plain = rt.prepare_model(plain)
+    optimizer = torch.optim.AdamW(plain.parameters(), lr=hp.lr, weight_decay=cfg.weight_decay)
+    sampler = BalancedBatchSampler(td.machines[: td.n_train], cfg.machine_type, hp.batch_size, seed=cfg.seed)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=hp.epochs * len(sampler))
+    model = rt.maybe_compile(plain)
+    rt.setup_backends()
+    seg_len = int(SEGMENT_SECONDS * SAMPLE_RATE)
+    pipe = CropPipeline(td, stats.mean, stats.std, seg_len, rt)
+    v_items, v_starts = validation_starts(td.lengths[td.n_train:], seg_len, cfg.val_crops_per_clip)
+    return Fit(hp=hp, plain=plain, model=model, optimizer=optimizer, scheduler=scheduler, sampler=sampler, rt=rt,
+               pipe=pipe, val_items=v_items + td.n_train, val_starts=v_starts, n_sections=n_sections)
+
+
+def run_epoch(cfg: TrainConfig, fit: Fit, epoch: int, bar=None) -> dict:
+    """One epoch (``epoch`` counts from 0): its training steps, then the validation loss (Book: chapter 4).
+
+    The sampler's batches, the crop starts and the Mixup draws depend only on
+    ``(seed, epoch)``, and the global torch RNG is reseeded from them, so a resumed run
+    continues as the uninterrupted one would have.
+
+    Returns:
+        the epoch's log record (``best`` False; the caller marks the best epoch).
+    """
+    hp, rt, pipe = fit.hp, fit.rt, fit.pipe
+    t0 = time.perf_counter()
+    fit.sampler.set_epoch(epoch)
+    batches = fit.sampler.epoch_batches()
+    crop_rng = _epoch_crop_rng(cfg.seed, epoch)
+    gen = _epoch_generator(rt.torch_device, cfg.seed, epoch, 1)  # Mixup draws
+    torch.manual_seed(cfg.seed * 100003 + epoch)  # any stray use of the global RNG (CPU and CUDA)
+    sums = torch.zeros(3, device=rt.torch_device, dtype=torch.float64)
+    n_crops = 0
+    for idx in batches:
+        starts = pipe.random_starts(idx, crop_rng)
+        parts = train_step(fit.model, fit.optimizer, fit.scheduler, pipe, idx, starts, gen, fit.n_sections, hp.lam,
+                           cfg.mixup, cfg.machine_loss)
+        sums += torch.stack([parts.total.detach(), parts.machine.detach(), parts.product.detach()]).double()
+        n_crops += idx.shape[0]
+        if bar is not None:
+            bar.update(1)
+    rt.synchronize()
+    train_seconds = time.perf_counter() - t0
+    means = (sums / len(batches)).tolist()
+    val = evaluate(fit.model, pipe, fit.val_items, fit.val_starts, fit.n_sections, hp.lam, cfg.machine_loss,
+                   batch_size=max(hp.batch_size, 64))
+    seconds = time.perf_counter() - t0
+    return {"epoch": epoch + 1, "train_loss": means[0], "train_machine": means[1], "train_product": means[2],
+            **val, "lr": fit.scheduler.get_last_lr()[0], "seconds": seconds, "train_seconds": train_seconds,
+            "crops_per_s": n_crops / train_seconds, "best": False}
+
+
+def fit_epochs(cfg: TrainConfig, fit: Fit, state: FitState, meta: dict,
+               callback: Callable[[int, dict], None] | None = None) -> None:
+    """The fit loop: every epoch after ``state.epoch``, each followed by its checkpoints, log and run.json."""
+    from minasd.progress import tqdm
+
+    out, steps = Path(cfg.out_dir), len(fit.sampler)
+    bar = tqdm(total=fit.hp.epochs * steps, initial=state.epoch * steps, desc=f"train {cfg.machine_type}",
+               unit="step", disable=not cfg.progress)
+    fit.model.train()
+    for epoch in range(state.epoch, fit.hp.epochs):
+        record = run_epoch(cfg, fit, epoch, bar)
+        if record["val_loss"] < state.best_val:
+            state.best_val, state.best_epoch, record["best"] = record["val_loss"], epoch + 1, True
+        state.epoch = epoch + 1
+        state.history.append(record)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_loss']:.3f}",
+                        acc=f"{record['val_section_acc']:.2f}")
+        save_checkpoints(cfg, fit.plain, fit.optimizer, fit.scheduler, state, best=record["best"])
+        record_epoch(out, meta, state)
+        if callback is not None:
+            callback(epoch + 1, record)
+    bar.close()
+    finish_run_json(out, meta)
+    print(f"[train] done: best validation loss {state.best_val:.4f} at epoch {state.best_epoch}; run in {out}")
+
+
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
           callback: Callable[[int, dict], None] | None = None) -> Path:
     """Train one machine type's model and write its run directory (Book: chapter 4).
+
+    Data (:func:`build_data`), model and optimiser (:func:`build_fit`), then the fit loop
+    (:func:`fit_epochs`); the run directory's bookkeeping (resume, split, run.json,
+    checkpoints) is :mod:`minasd.runs`'.
 
     Args:
         cfg: the run's :class:`TrainConfig`.
@@ -650,10 +582,6 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
 
     >>> train(TrainConfig("fan", "data/dcase2021", "runs/fan"))  # doctest: +SKIP
     """
-    from minasd.progress import tqdm
-
-    from . import data as data_mod
-
     cfg = dataclasses.replace(cfg, data_root=str(Path(cfg.data_root).resolve()),
                               out_dir=str(Path(cfg.out_dir).resolve()))
     hp = cfg.hparams()
@@ -661,262 +589,21 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
     if not Path(cfg.data_root).is_dir():
         raise FileNotFoundError(f"data root {cfg.data_root} does not exist")
     out = Path(cfg.out_dir)
-    resuming = _prepare_run_dir(cfg, resume, overwrite)
-    if resuming and not (out / "checkpoints" / "last.pt").exists():
-        resuming = False  # interrupted before the first epoch ended: start from scratch
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / "config.yaml")
+    resuming = prepare_run_dir(cfg, resume, overwrite)
 
     td, sel, stats = build_data(cfg)
-    root = Path(cfg.data_root)
-    rel = lambda p: Path(os.path.relpath(p, root)).as_posix()  # noqa: E731
-    split = {"train": [rel(p) for p in sel["target_train"]], "val": [rel(p) for p in sel["target_val"]],
-             "other_train": [rel(p) for p in sel["other_train"]], "other_val": [rel(p) for p in sel["other_val"]]}
-    runtime_history = []
+    runtime_history = write_split(cfg, sel, stats, resuming)
+    fit = build_fit(cfg, td, stats, len(sel["sections"]), device)
+    state = FitState()
     if resuming:
-        fix = "pass --overwrite to start the run over"
-        old = _read_json(out / "split.json", "the run to resume has no readable split", fix)
-        if old != split:
-            raise ValueError(f"{out / 'split.json'} differs from the split this data root gives now; "
-                             "the data changed since the run started: pass --overwrite to start over")
-        try:  # run.json is rewritten below; only the earlier sessions' settings are taken from it
-            old_meta = json.loads((out / "run.json").read_text(encoding="utf-8"))
-            runtime_history = list(old_meta.get("runtime_history", []))
-        except (OSError, ValueError, AttributeError, TypeError):
-            runtime_history = []
-    atomic_write_json(out / "split.json", split)
-    data_mod.save_norm_stats({cfg.machine_type: stats}, out / "norm_stats.json")
-
-    # the model's initial weights depend on the seed only
-    torch.manual_seed(cfg.seed)
-    n_sections = len(sel["sections"])
-    plain = ASDModel(n_sections=n_sections, pretrained=cfg.pretrained, backbone=cfg.backbone)
-    rt = runtime_settings(device, plain.backbone_name, compile=cfg.compile)  # the device's settings, chosen once
-    plain = rt.prepare_model(plain)
-    optimizer = torch.optim.AdamW(plain.parameters(), lr=hp.lr, weight_decay=cfg.weight_decay)
-    train_types = td.machines[: td.n_train]
-    sampler = BalancedBatchSampler(train_types, cfg.machine_type, hp.batch_size, seed=cfg.seed)
-    steps_per_epoch = len(sampler)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=hp.epochs * steps_per_epoch)
-    model = rt.maybe_compile(plain)
-    rt.setup_backends()
-    seg_len = int(SEGMENT_SECONDS * SAMPLE_RATE)
-    pipe = CropPipeline(td, stats.mean, stats.std, seg_len, rt)
-    v_items, v_starts = validation_starts(td.lengths[td.n_train:], seg_len, cfg.val_crops_per_clip)
-    v_items = v_items + td.n_train
-
-    start_epoch, best_val, best_epoch, history = 0, math.inf, None, []
-    if resuming:
-        last_path = out / "checkpoints" / "last.pt"
-        ck = load_checkpoint(last_path, need=RESUME_KEYS)
-        _load_weights(plain, ck, last_path, expected_spec=plain.to_spec())
-        try:
-            optimizer.load_state_dict(ck["optimizer"])
-            scheduler.load_state_dict(ck["scheduler"])
-            sampler.load_state_dict(ck["sampler"])
-            torch.set_rng_state(ck["torch_rng"])  # a CPU ByteTensor: the checkpoint was loaded to the CPU
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
-            raise ValueError(f"checkpoint {last_path}: its optimiser, scheduler, sampler or RNG state does not fit "
-                             f"this run ({_brief(err)}); pass --overwrite to start over") from None
-        start_epoch, best_val, best_epoch, history = ck["epoch"], ck["best_val"], ck["best_epoch"], ck["history"]
-        _write_log(out, history)  # drop any line written after the checkpoint
-        print(f"[train] resuming {out} after epoch {start_epoch} of {hp.epochs}")
-    runtime = {**rt.to_dict(), "threads": torch.get_num_threads(), "device_name": rt.device_name()}
-    runtime_history.append({"from_epoch": start_epoch, **runtime})
-
-    meta = {
-        "machine_type": cfg.machine_type,
-        "sections": sel["sections"],
-        "hparams": hp.to_dict(),
-        "ablation": {"mixup": cfg.mixup, "machine_loss": cfg.machine_loss},
-        "seed": cfg.seed,
-        "pretrained": cfg.pretrained,
-        "data_root": cfg.data_root,
-        "data": _data_manifest(root),
-        "wave_store": {"folder": str(td.store.folder), "fingerprint": td.store.fingerprint,
-                       "clips": len(td.store), "bytes": td.store.nbytes},
-        "minasd_version": __version__,
-        "git_commit": git_commit(),
-        "device": rt.device,
-        "device_name": runtime["device_name"],
-        "runtime": runtime,  # this session's settings (runtime only: a resumed session may differ)
-        "runtime_history": runtime_history,  # one entry per session: the epoch it started after
-        "torch_version": torch.__version__,
-        "features": dataclasses.asdict(FEATURES),
-        "segment_seconds": SEGMENT_SECONDS,
-        "model": plain.to_spec(),
-        "config": cfg.to_dict(),
-        "counts": {"target_train": len(sel["target_train"]), "target_val": len(sel["target_val"]),
-                   "other_train": len(sel["other_train"]), "other_val": len(sel["other_val"]),
-                   "steps_per_epoch": steps_per_epoch, "val_crops": int(v_items.shape[0])},
-        "norm_stats": {"mean": stats.mean, "std": stats.std, "n_clips": stats.n_clips},
-        "status": "running",
-        "epochs_done": start_epoch,
-        "best_epoch": best_epoch,
-        "best_val_loss": None if best_epoch is None else best_val,
-    }
-    atomic_write_json(out / "run.json", meta)
-    print(f"[train] {cfg.machine_type}: {meta['counts']['target_train']} target + "
-          f"{meta['counts']['other_train']} other-type training clips, {meta['counts']['target_val']} + "
-          f"{meta['counts']['other_val']} validation clips, K={n_sections}, device {rt.device} "
-          f"({rt.memory_format}, autocast {rt.autocast_dtype or 'off'}), "
-          f"{hp.epochs} epochs x {steps_per_epoch} steps of {hp.batch_size}")
-
-    bar = tqdm(total=hp.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=f"train {cfg.machine_type}",
-               unit="step", disable=not cfg.progress)
-    model.train()
-    for epoch in range(start_epoch, hp.epochs):
-        t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        batches = sampler.epoch_batches()
-        crop_rng = _epoch_crop_rng(cfg.seed, epoch)
-        gen = _epoch_generator(rt.torch_device, cfg.seed, epoch, 1)  # Mixup draws
-        torch.manual_seed(cfg.seed * 100003 + epoch)  # any stray use of the global RNG (CPU and CUDA)
-        sums = torch.zeros(3, device=rt.torch_device, dtype=torch.float64)
-        n_crops = 0
-        for idx in batches:
-            starts = pipe.random_starts(idx, crop_rng)
-            parts = train_step(model, optimizer, scheduler, pipe, idx, starts, gen, n_sections, hp.lam,
-                               cfg.mixup, cfg.machine_loss)
-            sums += torch.stack([parts.total.detach(), parts.machine.detach(), parts.product.detach()]).double()
-            n_crops += idx.shape[0]
-            bar.update(1)
-        rt.synchronize()
-        train_seconds = time.perf_counter() - t0
-        means = (sums / len(batches)).tolist()
-        val = evaluate(model, pipe, v_items, v_starts, n_sections, hp.lam, cfg.machine_loss,
-                       batch_size=max(hp.batch_size, 64))
-        seconds = time.perf_counter() - t0
-        record = {"epoch": epoch + 1, "train_loss": means[0], "train_machine": means[1], "train_product": means[2],
-                  **val, "lr": scheduler.get_last_lr()[0], "seconds": seconds, "train_seconds": train_seconds,
-                  "crops_per_s": n_crops / train_seconds, "best": False}
-        if val["val_loss"] < best_val:
-            best_val, best_epoch, record["best"] = val["val_loss"], epoch + 1, True
-        history.append(record)
-        bar.set_postfix(loss=f"{means[0]:.3f}", val=f"{val['val_loss']:.3f}", acc=f"{val['val_section_acc']:.2f}")
-        spec = plain.to_spec()
-        if record["best"]:
-            atomic_save_torch({"model": plain.state_dict(), "epoch": epoch + 1, "val_loss": best_val,
-                               "model_spec": spec}, out / "checkpoints" / "best.pt")
-        sampler_state = {"seed": cfg.seed, "epoch": epoch + 1, "batches_done": 0}
-        atomic_save_torch({
-            "model": plain.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "sampler": sampler_state, "torch_rng": torch.get_rng_state(), "epoch": epoch + 1,
-            "best_val": best_val, "best_epoch": best_epoch, "history": history, "model_spec": spec,
-            "config": cfg.to_dict(),
-        }, out / "checkpoints" / "last.pt")
-        _write_log(out, history)
-        meta.update(epochs_done=epoch + 1, best_epoch=best_epoch, best_val_loss=best_val)
-        atomic_write_json(out / "run.json", meta)
-        if callback is not None:
-            callback(epoch + 1, record)
-    bar.close()
-    meta.update(status="finished")
-    atomic_write_json(out / "run.json", meta)
-    print(f"[train] done: best validation loss {best_val:.4f} at epoch {best_epoch}; run in {out}")
+        state = resume_fit(out, fit.plain, fit.optimizer, fit.scheduler, fit.sampler)
+        print(f"[train] resuming {out} after epoch {state.epoch} of {hp.epochs}")
+    meta = begin_run_json(cfg, sel, td.store, stats, fit.rt, runtime_history, fit.plain.to_spec(),
+                          steps_per_epoch=len(fit.sampler), val_crops=int(fit.val_items.shape[0]), state=state)
+    counts, rt = meta["counts"], fit.rt
+    print(f"[train] {cfg.machine_type}: {counts['target_train']} target + {counts['other_train']} other-type "
+          f"training clips, {counts['target_val']} + {counts['other_val']} validation clips, K={fit.n_sections}, "
+          f"device {rt.device} ({rt.memory_format}, autocast {rt.autocast_dtype or 'off'}), "
+          f"{hp.epochs} epochs x {len(fit.sampler)} steps of {hp.batch_size}")
+    fit_epochs(cfg, fit, state, meta, callback)
     return out
-
-
-def load_model(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> tuple[ASDModel, dict]:
-    """Rebuild a run's model from ``<run_dir>/checkpoints/<which>.pt`` (Book: chapter 4).
-
-    The checkpoint is read with :func:`load_checkpoint` (``weights_only=True``, onto
-    the CPU) and must hold the model that ``run.json`` describes.
-
-    Args:
-        run_dir: a run directory written by :func:`train`.
-        which: "best" (smallest validation loss) or "last".
-        device: where to put the model.
-
-    Returns:
-        ``(model in eval mode, run_meta)``; ``run_meta`` is ``run.json`` plus
-        ``run_dir`` and ``checkpoint`` (which, epoch).
-
-    Raises:
-        FileNotFoundError: ``run.json`` or the checkpoint is missing (named).
-        ValueError: ``run.json`` is not valid JSON, or the checkpoint is unreadable,
-            incomplete or of another model (named).
-    """
-    run_dir = Path(run_dir)
-    if which not in ("best", "last"):
-        raise ValueError(f"which must be 'best' or 'last', got {which!r}")
-    meta_path = run_dir / "run.json"
-    ck_path = run_dir / "checkpoints" / f"{which}.pt"
-    meta = _read_json(meta_path, f"{run_dir} is not a training run directory",
-                      f"train it with `minasd train --out {run_dir}`")
-    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
-        raise ValueError(f"{meta_path} is not a run description of minasd train: it has no 'model' entry")
-    if not ck_path.is_file():
-        raise FileNotFoundError(f"checkpoint {ck_path} does not exist (has the run finished an epoch?)")
-    ck = load_checkpoint(ck_path)
-    try:
-        model = ASDModel.from_spec(ck["model_spec"])
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"checkpoint {ck_path}: its model_spec {ck['model_spec']!r} does not describe a model "
-                         f"({_brief(err)})") from None
-    _load_weights(model, ck, ck_path, expected_spec=meta["model"])
-    model.to(device).eval()
-    meta["run_dir"] = str(run_dir)
-    meta["checkpoint"] = {"which": which, "epoch": ck["epoch"]}
-    return model, meta
-
-
-# --------------------------------------------------------------------------------------
-# command line (wired into `minasd train` by minasd.cli)
-# --------------------------------------------------------------------------------------
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``minasd train`` (Book: chapter 4)."""
-    parser.add_argument("--machine-type", required=True, help="target machine type, e.g. fan")
-    parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root (dev_data/, eval_data/)")
-    parser.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/fan")
-    from .profiles import PROFILES
-
-    parser.add_argument("--profile", default="paper", choices=sorted(PROFILES),
-                        help="training profile (minasd.profiles): paper (default: Table I, EfficientNet-B0, 300 "
-                             "epochs) or cpu (the configuration that learns best per CPU minute); the options "
-                             "below override it")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the profile's)")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: Table I)")
-    parser.add_argument("--lr", type=float, default=None, help="max learning rate of OneCycleLR (default: Table I)")
-    parser.add_argument("--lam", type=float, default=None, help="lambda of Eq. 3 (default: Table I)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    parser.add_argument("--no-mixup", action="store_true", help="ablation: train without Mixup")
-    parser.add_argument("--product-loss-only", action="store_true",
-                        help="ablation: drop L_machine (Eq. 2), only product-ID classification")
-    parser.add_argument("--pretrained", default=None,
-                        help="'noisy_student' (needs the Hugging Face hub) or a local EfficientNet-B0 state dict; "
-                             "default: from scratch")
-    parser.add_argument("--backbone", default=None,
-                        help="timm encoder (default efficientnet_b0, the paper's); others are for quick checks only")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="held-out share per section (default 0.1)")
-    parser.add_argument("--val-crops-per-clip", type=int, default=1, help="fixed validation crops per clip (default 1)")
-    parser.add_argument("--max-train-clips-per-section", type=int, default=None,
-                        help="use at most this many training clips per type and section (quick runs)")
-    parser.add_argument("--num-workers", type=int, default=0, help="threads reading audio (default: auto)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--resume", action="store_true",
-                       help="continue the unfinished run in --out from checkpoints/last.pt (same configuration)")
-    group.add_argument("--overwrite", action="store_true",
-                       help="delete the trainer's files in --out and train from scratch")
-
-
-def run_train(args: argparse.Namespace) -> int:
-    """Run ``minasd train`` (Book: chapter 4)."""
-    from .profiles import get_profile
-
-    settings = get_profile(args.profile).settings(epochs=args.epochs, backbone=args.backbone,
-                                                  batch_size=args.batch_size, lam=args.lam)
-    cfg = TrainConfig(
-        machine_type=args.machine_type, data_root=str(args.data), out_dir=str(args.out), **settings, lr=args.lr,
-        device=args.device, seed=args.seed, mixup=not args.no_mixup, machine_loss=not args.product_loss_only,
-        pretrained=args.pretrained, val_fraction=args.val_fraction, val_crops_per_clip=args.val_crops_per_clip,
-        num_workers=args.num_workers, max_train_clips_per_section=args.max_train_clips_per_section,
-        compile=args.compile, progress=not args.quiet,
-    )
-    train(cfg, resume=args.resume, overwrite=args.overwrite)
-    return 0

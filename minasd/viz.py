@@ -19,9 +19,13 @@ from .config import FEATURES
 OTHER_GROUP = "other types"  # group name drawn in grey in plot_tsne
 
 
-def _figure(caption: str, width: float = 6.4, height: float = 4.2, **subplot_kw) -> tuple[Figure, np.ndarray]:
+def _check_caption(caption: str) -> None:
     if not isinstance(caption, str) or not caption.strip():
         raise ValueError("every figure needs a caption saying which data and scale produced it")
+
+
+def _figure(caption: str, width: float = 6.4, height: float = 4.2, **subplot_kw) -> tuple[Figure, np.ndarray]:
+    _check_caption(caption)
     fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(squeeze=False, **subplot_kw)
     # The caption is the figure's supxlabel: constrained layout reserves room for it.
@@ -315,6 +319,32 @@ def plot_section_table(table, *, caption: str, value: str = "AUC", title: str | 
     return fig
 
 
+def plot_variant_bars(table, *, caption: str, title: str) -> Figure:
+    """Grouped bars of a Table II / III analogue: one group per column (machine type, and
+    All/Har-mean), one bar per row (variant), harmonic mean of AUC and pAUC [%]; a dotted
+    line at chance (50 %).  All-NaN columns (types not run) are left out.  Book: chapter 7.
+
+    Args:
+        table: variants x columns, in percent (e.g. the ``table3`` pivot of
+            :func:`minasd.studies.experiment.load_results`, rows renamed for the reader).
+    """
+    _check_caption(caption)
+    table = table.dropna(axis=1, how="all")
+    fig = Figure(figsize=(1.3 * table.shape[1] + 2.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(table)
+    x = np.arange(table.shape[1])
+    for i, (variant, row) in enumerate(table.iterrows()):
+        ax.bar(x + (i - (len(table) - 1) / 2) * width, row.to_numpy(float), width, label=variant)
+    ax.axhline(50, color="0.4", ls=":", lw=1)
+    ax.set_xticks(x, table.columns)
+    ax.set(ylabel="harmonic mean of AUC, pAUC [%]", ylim=(0, 100), title=title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # the caption wraps with the figure's width (matplotlib's wrap), unlike _figure's fixed-width text
+    fig.supxlabel(caption, fontsize=7.5, ha="left", x=0.01, color="0.3", wrap=True)
+    return fig
+
+
 # --- figures of chapters 2 and 3 (features, crops and segments, Mixup) ------------------
 
 
@@ -441,7 +471,7 @@ def plot_windows(n_total: int, windows: Mapping[str, Sequence[int]], seg_len: in
 
 # --- figures of chapter 6, "when does the method win": anomaly kind and severity ----------
 #
-# Both take the per-seed tables of minasd.analysis and average over seeds (and over
+# Both take the per-seed tables of minasd.studies.analysis and average over seeds (and over
 # machine types where a panel holds several): the book shows means, the seed spread
 # as a band.
 
@@ -477,8 +507,8 @@ def plot_auc_by_severity(table, *, caption: str, value: str | None = None, panel
     """AUC (or detection rate) against anomaly severity, one line per variant.
 
     Args:
-        table: :func:`minasd.analysis.auc_by_severity` or
-            :func:`minasd.analysis.detection_rate_by_severity` (columns ``variant,
+        table: :func:`minasd.studies.analysis.auc_by_severity` or
+            :func:`minasd.studies.analysis.detection_rate_by_severity` (columns ``variant,
             severity_class, sev_lo, sev_hi`` and the value; ``seed`` and ``machine``
             optional).  Filter it to one machine type first to show that type alone.
         value: the column drawn; default ``auc``, else ``detection_rate``.
@@ -539,7 +569,7 @@ def plot_kind_auc(table, *, caption: str, value: str = "auc", machine: str | Non
     """Heatmap of AUC by anomaly kind (rows) and variant (columns), mean over seeds.
 
     Args:
-        table: :func:`minasd.analysis.auc_by_kind` (columns ``variant, machine,
+        table: :func:`minasd.studies.analysis.auc_by_kind` (columns ``variant, machine,
             severity_class, anomaly_kind`` and ``value``; ``seed`` optional).
         value: ``auc`` or ``detection_rate``.
         machine: draw one machine type only; default every type in the table (rows
@@ -594,7 +624,7 @@ def plot_controlled(table, *, caption: str, machine: str) -> Figure:
     subtle and the gross anomalies with the baseline's as dashed lines (right).
 
     Args:
-        table: ``controlled.csv`` as a DataFrame (:func:`minasd.controlled.load_controlled_tables`).
+        table: ``controlled.csv`` as a DataFrame (:func:`minasd.studies.controlled.load_controlled_tables`).
         machine: the machine type drawn.
 
     Book: chapter 10 (why does the method lose?).

@@ -1,4 +1,4 @@
-"""Tests of minasd.analysis (and its two figures in minasd.viz) on small hand-made score tables."""
+"""Tests of minasd.studies.analysis (and its two figures in minasd.viz) on small hand-made score tables."""
 
 import matplotlib
 
@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from minasd import analysis as A  # noqa: E402
+from minasd.studies import analysis as A  # noqa: E402
 from minasd import viz  # noqa: E402
 from minasd.config import MACHINE_TYPES, SECTIONS  # noqa: E402
 from minasd.metrics import section_table  # noqa: E402

@@ -1,60 +1,31 @@
-"""The book's shared helpers (``minasd.book``): data labels, caption lines, committed results.
+"""The book's shared helpers (``minasd.book``): data, caption words for the chapters, committed results.
 
-Nothing is trained here: the one synthetic set is tiny with a single machine type, and
-result folders are written with :func:`minasd.experiment.write_tables` from no machine
-types at all (a schema-valid, empty experiment), which is all ``load_results`` needs.
+The caption words themselves are :mod:`minasd.provenance`'s (tested in ``test_provenance.py``).
+Nothing is trained here: result folders are written with
+:func:`minasd.studies.experiment.write_tables` from no machine types at all (a schema-valid,
+empty experiment), which is all ``load_results`` needs.
 """
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from minasd import book, synth
-from minasd.book import (PAPER_BACKBONE, backbone_label, data_label, default_cache, in_colab, live_experiment,
-                         load_committed, prepare_data, results_label)
-from minasd.experiment import RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, TABLE_COLUMNS, load_results, write_tables
-
-STAND_IN = "mobilenetv3_small_050"
+from minasd import book, provenance
+from minasd.book import default_cache, live_experiment, load_committed, prepare_data, setup
+from minasd.provenance import results_label
+from minasd.studies.experiment import RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, TABLE_COLUMNS, load_results, write_tables
 
 
 # --------------------------------------------------------------------------------------
-# data_label / prepare_data / default_cache
+# prepare_data / default_cache / the chapters' caption words
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_set(tmp_path_factory) -> Path:
-    """A finished tiny synthetic set of one type (about 2 s), seed 5 so the label's seed is not a default."""
-    return synth.make_dataset(tmp_path_factory.mktemp("book_synth") / "tiny", size="tiny", seed=5,
-                              machine_types=["valve"], workers=1, progress=False)
-
-
-def test_data_label_names_the_synthetic_generator_size_and_seed(tiny_set):
-    expected = f"SYNTHETIC data (minasd.synth v{synth.GENERATOR_VERSION}, size tiny, seed 5; not DCASE)"
-    assert data_label(tiny_set) == expected
-    # a chapter may index the set through dev_data or one type's folder: same label
-    assert data_label(tiny_set / "dev_data") == expected
-    assert data_label(str(tiny_set / "dev_data" / "valve")) == expected
-
-
-def test_data_label_without_any_manifest_is_of_unknown_origin(tmp_path):
-    layout = tmp_path / "dcase" / "dev_data"
-    (layout / "fan" / "train").mkdir(parents=True)
-    assert data_label(layout) == f"DCASE layout, no minasd synth manifest (provenance unknown): {layout}"
-    assert data_label(str(tmp_path / "missing")).endswith(f"(provenance unknown): {tmp_path / 'missing'}")
-    assert "SYNTHETIC" not in data_label(layout) and "real" not in data_label(layout)
-
-
-def test_data_label_of_an_interrupted_synthetic_set_says_incomplete(tmp_path):
-    (tmp_path / "dev_data").mkdir()
-    (tmp_path / synth.PARTIAL_NAME).write_text(json.dumps(
-        {"generator_version": synth.GENERATOR_VERSION, "seed": 2, "size": "small", "machine_types": ["fan"]}))
-    label = data_label(tmp_path / "dev_data")
-    assert label.startswith("SYNTHETIC data") and "size small" in label and "seed 2" in label
-    assert "INCOMPLETE set" in label and label.endswith("not DCASE)")
+def test_the_chapters_caption_words_are_the_provenance_modules():
+    for name in ("PAPER_BACKBONE", "backbone_label", "data_label", "results_label"):
+        assert getattr(book, name) is getattr(provenance, name), name
 
 
 def test_default_cache_follows_minasd_cache(monkeypatch, tmp_path):
@@ -70,74 +41,13 @@ def test_prepare_data_rejects_an_unknown_scale_without_writing(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_in_colab_looks_for_the_colab_module(monkeypatch):
-    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    assert in_colab() is False
-    monkeypatch.setitem(sys.modules, "google.colab", object())
-    assert in_colab() is True
+def test_setup_without_parameters_sets_the_display_options_only():
+    import pandas as pd
 
-
-# --------------------------------------------------------------------------------------
-# backbone_label / results_label
-# --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", [None, "", PAPER_BACKBONE, "tf_efficientnet_b0"])
-def test_backbone_label_of_the_papers_encoder(name):
-    assert backbone_label(name) == "backbone EfficientNet-B0 (the paper's)"
-
-
-@pytest.mark.parametrize("name", [STAND_IN, "resnet18"])
-def test_backbone_label_of_a_stand_in_says_so(name):
-    label = backbone_label(name)
-    assert label == f"backbone {name}, a CPU stand-in, not the paper's EfficientNet-B0"
-    assert "(the paper's)" not in label
-
-
-def _loaded(data: dict, epochs: dict, planned=4, backbone=STAND_IN, device="cuda:0", device_name="NVIDIA H100"):
-    overrides = {} if backbone is None else {"backbone": backbone}
-    prov = {"data": data, "epochs": epochs, "device": device, "device_name": device_name,
-            "config": {"epochs": planned, "train_overrides": overrides}}
-    return {"manifest": {"provenance": prov}}
-
-
-SYNTH_DATA = {"kind": "synthetic", "synthetic": True, "generator_version": "1.2", "size": "tiny", "seed": 5}
-REAL_DATA = {"kind": "dcase2021", "synthetic": False}  # downloaded and checksummed by minasd download
-
-
-def test_results_label_names_data_epochs_backbone_and_device():
-    loaded = _loaded(SYNTH_DATA, {"fan": {"proposed": 4, "no_mixup": 4}, "pump": {"proposed": 4}})
-    assert results_label(loaded) == (
-        "SYNTHETIC data (minasd.synth v1.2, size tiny, seed 5; not DCASE); epochs 4; "
-        f"backbone {STAND_IN}, a CPU stand-in, not the paper's EfficientNet-B0; device NVIDIA H100")
-
-
-def test_results_label_of_real_data_and_the_papers_backbone():
-    label = results_label(_loaded(REAL_DATA, {"fan": {"proposed": 300}}, planned=300, backbone=None))
-    assert label == ("real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download); "
-                     "epochs 300; backbone EfficientNet-B0 (the paper's); device NVIDIA H100")
-    assert "SYNTHETIC" not in label
-    # a record of unknown origin (or one an earlier minasd called "real" for want of a manifest) is not real
-    for data in ({"kind": "dcase_layout", "synthetic": False}, {"kind": "real", "synthetic": False}):
-        unknown = results_label(_loaded(data, {"fan": {"proposed": 300}}, planned=300, backbone=None))
-        assert unknown.startswith("DCASE layout, no minasd synth manifest (provenance unknown); epochs 300;")
-
-
-def test_results_label_reports_stopped_runs_against_the_plan_and_per_machine():
-    # pump stopped early (2 of 4 epochs); baseline rows carry no epoch count (None).  Over all
-    # types the distinct counts are listed; "of N planned" only when every run stopped short.
-    loaded = _loaded(SYNTH_DATA, {"fan": {"proposed": 4, "baseline": None}, "pump": {"proposed": 2}})
-    assert "; epochs 2-4 (runs differ);" in results_label(loaded)
-    assert "; epochs 2 of 4 planned;" in results_label(_loaded(SYNTH_DATA, {"pump": {"proposed": 2, "no_mixup": 2}}))
-    assert "; epochs 4;" in results_label(loaded, machine="fan")
-    assert "; epochs 2 of 4 planned;" in results_label(loaded, machine="pump")
-    assert "; epochs n/a;" in results_label(loaded, machine="ToyCar")
-
-
-def test_results_label_without_epochs_or_device_name():
-    label = results_label(_loaded(REAL_DATA, {}, device="cpu", device_name=None))
-    assert "; epochs n/a;" in label and "planned" not in label
-    assert label.endswith("; device cpu")
+    keys = ("display.max_rows", "display.max_columns", "display.max_colwidth", "styler.format.na_rep")
+    with pd.option_context(*[x for k in keys for x in (k, 10 if k.startswith("display") else None)]):
+        assert setup() is None
+        assert [pd.get_option(k) for k in keys] == [None, None, None, ""]
 
 
 # --------------------------------------------------------------------------------------
@@ -147,7 +57,7 @@ def test_results_label_without_epochs_or_device_name():
 
 def _empty_experiment(out: Path, data_root: Path, config: dict | None = None) -> Path:
     """An experiment folder ``out`` whose ``results/`` match the schema but hold no machine type."""
-    from minasd.evaluate import data_manifest
+    from minasd.provenance import data_manifest
 
     cfg = {"variants": ["proposed", "baseline"], "grid_lam": [0.1, 10.0], "grid_p": {"gmm": [1, 2], "lof": [4]}}
     prov = {"config": dict(config or {}, grid_lam=cfg["grid_lam"]), "data_root": str(Path(data_root).resolve()),
@@ -233,3 +143,104 @@ def test_split_words_accepts_papermill_scalars_and_lists():
     assert book._split_words("fan,ToyCar") == ["fan", "ToyCar"]
     assert book._split_words(["fan", 3]) == ["fan", "3"]
     assert book._split_words(None) == []
+
+
+# --------------------------------------------------------------------------------------
+# setup with results (data and experiment stubbed: nothing generated or trained)
+# --------------------------------------------------------------------------------------
+
+
+def _chapter_params(tmp_path, **given):
+    return {"dataset": "synthetic", "data_root": str(tmp_path / "data"), "scale": "tiny", "seed": 0,
+            "results_dir": None, "live": False, "experiment_dir": None, **given}
+
+
+@pytest.fixture
+def no_data_generation(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir()
+    monkeypatch.setattr(book, "prepare_data", lambda root, **kw: Path(root))
+    return tmp_path / "data"
+
+
+def test_setup_loads_the_committed_results_and_prints_what_it_loaded(tmp_path, no_data_generation, capsys):
+    out = _empty_experiment(tmp_path / "exp", no_data_generation)
+    chapter = setup(_chapter_params(tmp_path, results_dir=str(out)), results=True)
+    assert capsys.readouterr().out.splitlines() == [chapter.label,
+                                                    "committed results: " + results_label(chapter.committed)]
+    assert chapter.root == no_data_generation and chapter.live is None and chapter.exp_dir is None
+    assert [name for name, _ in chapter.sources] == ["committed"]
+
+
+def test_setup_without_committed_results_runs_the_live_experiment(tmp_path, no_data_generation, monkeypatch,
+                                                                  capsys):
+    live = load_committed(_empty_experiment(tmp_path / "exp", no_data_generation))
+    monkeypatch.setattr(book, "chapter_experiment", lambda params, root: (tmp_path / "exp", live))
+    chapter = setup(_chapter_params(tmp_path, results_dir=str(tmp_path / "none")), results=True, show_label=False,
+                    fallback="the paper's numbers")
+    printed = capsys.readouterr().out
+    assert chapter.label not in printed and "live results: " + results_label(live) in printed
+    assert chapter.committed is None and chapter.exp_dir == tmp_path / "exp"
+    assert chapter.sources == [("live", live)]
+
+
+def test_chapter_experiment_folder_defaults_to_the_cache(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(book, "live_experiment", lambda d, root, **kw: calls.append((d, kw)) or {})
+    monkeypatch.setenv("MINASD_CACHE", str(tmp_path / "cache"))
+    params = {"experiment_dir": None, "scale": "small", "seed": 2, "machine_types": "fan", "profile": "cpu",
+              "epochs": 3, "backbone": None, "grid_lam": "10", "device": "cpu", "tsne_max_other": 5}
+    exp_dir, _ = book.chapter_experiment(params, tmp_path)
+    assert exp_dir == tmp_path / "cache" / "experiment_small_seed2" == calls[0][0]
+    assert calls[0][1] == {"machine_types": "fan", "profile": "cpu", "epochs": 3, "backbone": None,
+                           "grid_lam": "10", "seed": 2, "device": "cpu", "tsne_max_other": 5}
+
+
+# --------------------------------------------------------------------------------------
+# tables several chapters draw (hand-made result tables)
+# --------------------------------------------------------------------------------------
+
+
+def test_hmean_percent_follows_the_one_rule_for_zero_and_missing():
+    import numpy as np
+    import pandas as pd
+
+    rows = pd.DataFrame({"auc": [0.5, 0.9], "pauc": [1.0, 0.9]})
+    assert book.hmean_percent(rows.iloc[:1]) == pytest.approx(100 * 2 / 3)
+    assert book.hmean_percent(rows.assign(pauc=[0.0, 0.9])) == 0.0
+    assert np.isnan(book.hmean_percent(rows.assign(auc=[0.5, np.nan])))
+
+
+def test_dev_vs_eval_and_types_of():
+    import numpy as np
+    import pandas as pd
+
+    sections = pd.DataFrame({"variant": "proposed", "machine": ["ToyCar"] * 2 + ["fan"] * 2,
+                             "role": ["dev", "eval"] * 2, "AUC": [80.0, 60.0, 90.0, 70.0],
+                             "pAUC": [80.0, 60.0, 45.0, np.nan]})
+    table = book.dev_vs_eval({"tables": {"sections": sections}})
+    assert list(table.index) == ["ToyCar", "fan"]  # as the sections table lists them
+    assert table.loc["ToyCar"].tolist() == [80.0, 60.0]
+    assert table.loc["fan", "sections 00-02 (selection)"] == pytest.approx(60.0)  # hmean of 90 and 45
+    assert np.isnan(table.loc["fan", "sections 03-05 (reported)"])
+    assert book.types_of({"manifest": {"machine_types": ["ToyCar", "drill", "fan"]}}) == ["fan", "ToyCar", "drill"]
+
+
+def test_paper_analogue_has_the_papers_columns_and_beside_paper_labels_every_source(tmp_path):
+    import pandas as pd
+
+    from minasd import paper
+    from minasd.metrics import ALL_LABEL
+
+    res = load_committed(_empty_experiment(tmp_path / "exp", tmp_path / "data"))
+    res["tables"]["table3"] = pd.DataFrame({"variant": ["wo_h", "proposed", "proposed"],
+                                            "machine": ["fan", "fan", ALL_LABEL], "hmean": [55.0, 70.0, 70.0]})
+    ours = book.paper_analogue(res, "table3")
+    assert list(ours.columns) == paper.COLUMNS and list(ours.index) == ["proposed", "wo_h"]
+    assert ours.loc["proposed", "All/Har-mean"] == 70.0 and ours["pump"].isna().all()
+    styled = book.beside_paper("III", paper.table3(), [("live", res, ours.rename(index=paper.TABLE3_ROWS))])
+    assert styled.data.index.names == ["source", "method"]
+    sources = list(dict.fromkeys(styled.data.index.get_level_values("source")))
+    assert sources == ["paper: real DCASE 2021 data", book.source_tag("live", res)]
+    assert sources[1].startswith("minasd, live: ")
+    assert styled.caption.startswith("Table III (paper) beside the Table III analogues")
+    assert f"minasd live: {results_label(res)}." in styled.caption

@@ -4,7 +4,8 @@ import sys
 import pytest
 
 from minasd import cli
-from minasd.book import data_label, prepare_data
+from minasd.book import prepare_data
+from minasd.provenance import data_label
 
 
 def test_every_command_has_help(capsys):
@@ -44,6 +45,18 @@ def test_index_summarises_a_synthetic_set_and_writes_csv(tmp_path, capsys):
 def test_console_script_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "minasd.cli", "--version"], capture_output=True, text=True)
     assert res.returncode == 0 and "minasd" in res.stdout
+
+
+def test_help_imports_no_command_module_and_no_torch():
+    # `minasd --help` lists every command from COMMANDS alone; `minasd CMD --help` imports CMD only.
+    probe = ("import sys\nfrom minasd import cli\n"
+             "for argv in (['--help'], ['index', '--help']):\n"
+             "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('minasd.')))")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert all(name in res.stdout for name in cli.COMMANDS)  # listed with their help texts
+    assert res.stdout.strip().splitlines()[-1] == "['minasd.cli']"
 
 
 def test_prepare_data_rejects_unknown_dataset(tmp_path):

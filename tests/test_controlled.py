@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from minasd import cli
-from minasd.controlled import (COLUMNS, ROWS, embedding_section_accuracy, load_controlled, parse_rows,
+from minasd.studies.controlled import (COLUMNS, ROWS, embedding_section_accuracy, load_controlled, parse_rows,
                                section_param_distance)
 
 ROWS_RUN = ["reference", "clips_15", "whole_clip", "section_distance"]
@@ -74,7 +74,7 @@ def test_rows_do_what_they_say(micro):
 
 
 def test_baseline_on_all_clips_equals_the_experiments_baseline(micro):
-    from minasd.controlled import baseline_on_clips
+    from minasd.studies.controlled import baseline_on_clips
 
     root, base, _ = micro
     shared = json.loads((base / "work" / "baseline" / "results" / "types" / "fan.json").read_text())
@@ -127,7 +127,7 @@ def test_runs_with_the_same_settings_are_copied_not_retrained(micro, capsys, mon
     assert str(base) not in text and "--reuse-runs work/rows/reference" in json.loads(text)["provenance"]["command"]
     copied = base / "work_reuse" / "rows" / "reference" / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt"
     assert copied.read_bytes() == (src / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt").read_bytes()
-    from minasd.controlled import _same_finished_run
+    from minasd.studies.controlled import _same_finished_run
     from minasd.train import TrainConfig
 
     run = src / "runs" / "fan" / "proposed_lam10"
@@ -140,9 +140,9 @@ def test_runs_with_the_same_settings_are_copied_not_retrained(micro, capsys, mon
     assert not _same_finished_run(run, want, root, "cuda")  # not a CUDA run (and no CUDA here: no crash)
     assert not _same_finished_run(src / "runs" / "fan" / "missing", want, root, "cpu")
     with pytest.raises(FileNotFoundError, match="not an experiment folder"):
-        from minasd.controlled import run_controlled
+        from minasd.studies.controlled import run_controlled
         from minasd.cli import build_parser
-        run_controlled(build_parser().parse_args(again[:-1] + [str(base / "data")]))
+        run_controlled(build_parser("controlled").parse_args(again[:-1] + [str(base / "data")]))
 
 
 def test_a_rerun_skips_finished_rows_even_without_the_work_folder(micro, capsys, monkeypatch):
@@ -180,7 +180,7 @@ def test_section_param_distance_and_embedding_accuracy():
 def test_committed_tables_load_together_and_draw(micro, tmp_path):
     """The book's view: every table under a folder, one figure per type; the same line twice is an error."""
     from minasd import viz
-    from minasd.controlled import controlled_label, load_controlled_tables
+    from minasd.studies.controlled import controlled_label, load_controlled_tables
 
     root, base, _ = micro
     assert load_controlled_tables(tmp_path) is None
@@ -204,7 +204,7 @@ def test_committed_tables_load_together_and_draw(micro, tmp_path):
 def test_a_table_pair_left_half_rewritten_is_refused(tmp_path, monkeypatch):
     """controlled.csv is written first, controlled.json (with the CSV's SHA-256) second: an interruption
     between the two leaves a pair that load_controlled refuses, naming the file, instead of mixing two moments."""
-    import minasd.controlled as ctl
+    import minasd.studies.controlled as ctl
 
     def record(row, hmean):
         line = {c: None for c in COLUMNS}

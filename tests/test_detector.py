@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from minasd.data import load_audio
-from minasd.detector import Detector, add_score_arguments, run_score
+from minasd.commands import add_score_arguments, run_score
+from minasd.detector import Detector
 from minasd.evaluate import evaluate_run
 
 from conftest import shared_trained_run  # noqa: E402  (one trained run per session)
@@ -99,7 +100,7 @@ def test_score_command_prints_and_writes_csv_once(evaluated, capsys, tmp_path):
 
 
 def test_score_command_freezes_the_encoder_only_for_many_files(evaluated, monkeypatch, capsys):
-    import minasd.detector as detector_module
+    import minasd.commands as commands_module
 
     root, run = evaluated
     seen = []
@@ -117,13 +118,13 @@ def test_score_command_freezes_the_encoder_only_for_many_files(evaluated, monkey
     assert run_score(parser.parse_args(["--run", str(run), files[0]])) == 0
     # freezing costs ~1-2 s and saves ~10-35 ms a clip: not worth it for one clip
     assert seen == [(False, "ASDModel")]
-    monkeypatch.setattr(detector_module, "FREEZE_MIN_FILES", 2)
+    monkeypatch.setattr(commands_module, "FREEZE_MIN_FILES", 2)
     assert run_score(parser.parse_args(["--run", str(run), *files])) == 0
     assert seen[1] == (None, "_FrozenEncoder")
     assert len([ln for ln in capsys.readouterr().out.splitlines() if "threshold" in ln]) == 3
 
 
-def _real_logmel(root: Path, run: Path, n_clips: int) -> "torch.Tensor":
+def _real_logmel(root: Path, run: Path, n_clips: int):
     """Log-mel (n_clips * S, 224, 126) of the first fan training clips, normalised as the run does."""
     import torch
 
@@ -147,7 +148,7 @@ def test_freeze_for_cpu_freezes_a_trained_encoder_and_matches_it(evaluated):
     import torch
 
     from minasd.detector import _FrozenEncoder, freeze_for_cpu
-    from minasd.train import load_model
+    from minasd.runs import load_model
 
     root, run = evaluated
     model, _ = load_model(run, which="best", device="cpu")

@@ -1,6 +1,6 @@
 """The ``>>>`` examples in minasd's docstrings run and print what they say (standard ``doctest``).
 
-One case per module of ``minasd/`` whose source contains ``>>>``.  Each case fails on any
+One case per module of ``minasd/`` and ``minasd/studies/`` whose source contains ``>>>``.  Each case fails on any
 doctest failure and checks that at least one example actually ran; modules whose examples
 are all ``# doctest: +SKIP`` by design (they need a trained run or a data set) are listed
 in ``ALL_SKIPPED`` and must then really skip every example.
@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "minasd"
-MODULES = sorted(f"minasd.{p.stem}" for p in PACKAGE.glob("*.py") if ">>>" in p.read_text(encoding="utf-8"))
+MODULES = sorted(
+    ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+    if ">>>" in p.read_text(encoding="utf-8"))
 
 #: Modules whose every example is skipped on purpose (a trained run, a data set).
 ALL_SKIPPED = {"minasd.detector", "minasd.train"}
 
 def test_modules_with_examples_are_found():
     assert len(MODULES) >= 10, MODULES
-    assert {"minasd.book", "minasd.features", "minasd.synth"} <= set(MODULES)
+    assert {"minasd.provenance", "minasd.features", "minasd.synth", "minasd.studies.experiment"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -22,7 +22,6 @@ from minasd.download import (
     DownloadError,
     UnsafeArchiveError,
     download_dcase2021,
-    main_download,
     safe_extract,
 )
 
@@ -160,9 +159,8 @@ def test_download_extract_index_and_idempotence(zenodo, tmp_path):
 
 def test_download_manifest_decides_whether_the_root_is_called_real_dcase(zenodo, tmp_path, monkeypatch):
     from minasd import download
-    from minasd.book import data_label
-    from minasd.evaluate import data_manifest
-    from minasd.summary_view import data_label as manifest_label
+    from minasd.provenance import data_label, data_manifest
+    from minasd.studies.summary_view import data_label as manifest_label
 
     serve_dcase(zenodo)
     # the DCASE layout alone (another generator, a copy): nothing says these are the released files
@@ -311,12 +309,14 @@ def test_errors_missing_archive_http_and_arguments(zenodo, tmp_path):
 
 
 def test_cli_entry(zenodo, tmp_path, capsys):
+    from minasd.cli import main
+
     serve_dcase(zenodo)
-    argv = ["--machine-types", "fan", "--dest", str(tmp_path), "--parts", "dev", "ground_truth",
+    argv = ["download", "--machine-types", "fan", "--dest", str(tmp_path), "--parts", "dev", "ground_truth",
             "--base-url", zenodo.url, "--api-url", zenodo.url + "/api", "--quiet"]
-    assert main_download(argv) == 0
+    assert main(argv) == 0
     assert "dev_data_fan.zip" in capsys.readouterr().out
-    assert main_download(argv) == 0
+    assert main(argv) == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert main_download(["--machine-types", "drill", "--dest", str(tmp_path), "--quiet"]) == 1
+    assert main(["download", "--machine-types", "drill", "--dest", str(tmp_path), "--quiet"]) == 1
     assert "'drill'" in capsys.readouterr().err

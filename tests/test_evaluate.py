@@ -18,10 +18,13 @@ import pandas as pd
 import pytest
 
 import minasd.evaluate as evaluate_mod
-from minasd.evaluate import (EVAL_SCHEMA_VERSION, evaluate_run, heldout_threshold, load_embeddings,
-                             load_eval_results, machine_score, section_role, split_test_clips)
+from minasd.evaluate import (evaluate_run, heldout_threshold, load_embeddings, load_eval_results, machine_score,
+                             section_role, split_test_clips)
 from minasd.inlier import fit_inlier
-from minasd.metrics import anomaly_score_filename, auc_pauc, decision_filename, read_scores_csv
+from minasd.dcase_files import anomaly_score_filename, decision_filename, read_scores_csv
+from minasd.io_utils import sha256_file
+from minasd.metrics import auc_pauc
+from minasd.runs import EVAL_SCHEMA_VERSION
 
 from conftest import shared_trained_run  # noqa: E402  (one trained run per session)
 
@@ -376,5 +379,5 @@ def test_embedding_cache_is_invalidated_by_everything_it_depends_on(evaluated, t
     ck["model"][name] = ck["model"][name] + 0.5
     torch.save(ck, ck_path)
     embs, got = load(other)
-    assert got == both and embs.checkpoint_sha256 == evaluate_mod.file_sha256(ck_path)
+    assert got == both and embs.checkpoint_sha256 == sha256_file(ck_path)
     assert load(other)[1] == []  # and then reused again

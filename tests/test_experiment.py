@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from minasd.experiment import (DEFAULT_GRID_LAM, DEFAULT_GRID_P, TABLE_COLUMNS, experiment, load_results,
+from minasd.studies.experiment import (DEFAULT_GRID_LAM, DEFAULT_GRID_P, TABLE_COLUMNS, experiment, load_results,
                                select_on_dev, summary_table)
 
 # ---- selection logic on fake scores -------------------------------------------------
@@ -98,7 +98,7 @@ def test_summary_table_reports_a_type_only_over_all_test_sections():
 
 
 def test_grid_p_argument_parsing():
-    from minasd.experiment import _parse_grid_p
+    from minasd.studies.experiment import _parse_grid_p
 
     assert _parse_grid_p(["gmm:1,2,4", "lof:8"]) == {"gmm": [1, 2, 4], "lof": [8]}
     assert _parse_grid_p(None) is None
@@ -133,7 +133,7 @@ def _add_target_test_clips(root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    import minasd.experiment as exp_mod
+    import minasd.studies.experiment as exp_mod
     from minasd.synth import make_dataset
 
     base = tmp_path_factory.mktemp("exp")
@@ -178,9 +178,9 @@ def test_micro_experiment_writes_valid_results(micro):
 
 
 def test_per_clip_scores_reproduce_the_section_table(micro):
-    """results/scores/<type>.csv (the input of minasd.analysis) holds every labelled protocol test clip once per
+    """results/scores/<type>.csv (the input of minasd.studies.analysis) holds every labelled protocol test clip once per
     variant, and its AUCs are the section table's: the per-clip file and the tables cannot disagree."""
-    from minasd.experiment import SCORE_COLUMNS
+    from minasd.studies.experiment import SCORE_COLUMNS
     from minasd.metrics import auc_pauc
 
     root, out, res, _ = micro
@@ -220,7 +220,7 @@ def test_dcase_team_folder_holds_every_types_official_files(micro):
     import re
 
     from minasd.data import index
-    from minasd.metrics import anomaly_score_filename, decision_filename, read_scores_csv
+    from minasd.dcase_files import anomaly_score_filename, decision_filename, read_scores_csv
 
     root, out, res, _ = micro
     man = json.loads((out / "dcase" / "manifest.json").read_text())
@@ -254,7 +254,7 @@ def test_dcase_team_folder_holds_every_types_official_files(micro):
 def test_dcase_team_folder_is_rebuilt_and_says_what_it_changed(micro, tmp_path, capsys):
     """A differing file is replaced and said so, a result file no run writes is removed and said so, other files
     stay; without the runs (a new checkout) the earlier copies are kept, and with none the type is named missing."""
-    from minasd.experiment import write_dcase_teams
+    from minasd.studies.experiment import write_dcase_teams
 
     root, shared_out, res, _ = micro
     out = tmp_path / "out"
@@ -350,7 +350,7 @@ def test_tables_left_half_rewritten_by_an_interruption_are_refused_then_rewritte
     """Interrupted between a table's CSV and its JSON (here: a rerun with fewer variants, which changes
     the selection table): the reader is told, by the manifest's checksums, instead of reading a pair from
     two moments; the next run rewrites a consistent set."""
-    import minasd.experiment as exp_mod
+    import minasd.studies.experiment as exp_mod
 
     root, out = micro[0], tmp_path / "out"
     shutil.copytree(micro[1], out)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from minasd.metrics import (anomaly_score_filename, auc_pauc, decision_filename, harmonic_mean, read_scores_csv,
-                            roc_points, section_table, summary_row, write_anomaly_scores, write_decisions)
+from minasd.dcase_files import (anomaly_score_filename, decision_filename, read_scores_csv, write_anomaly_scores,
+                                write_decisions)
+from minasd.metrics import auc_pauc, harmonic_mean, roc_points, section_table, summary_row
 
 
 def test_auc_pauc_known_orderings():
@@ -147,8 +148,8 @@ def test_one_rule_for_a_harmonic_mean_with_a_zero_or_missing_auc():
     the metrics function itself, the selection on sections 00-02, the experiment's tables and the summaries."""
     import pandas as pd
 
-    from minasd.analysis import type_summary
-    from minasd.experiment import select_on_dev, summary_table
+    from minasd.studies.analysis import type_summary
+    from minasd.studies.experiment import select_on_dev, summary_table
     from minasd.metrics import hmean_or_none
 
     assert hmean_or_none([0.0, 0.8]) == 0.0

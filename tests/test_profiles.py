@@ -23,10 +23,10 @@ def recorded_settings(root, tmp_path, monkeypatch, profile: str, epochs: int | N
     """What each entry point hands to training for ``--profile profile [--epochs epochs]``."""
     import minasd.book
     import minasd.demo
-    import minasd.experiment
-    import minasd.results
+    import minasd.studies.experiment
+    import minasd.studies.results
     import minasd.train
-    from minasd.controlled import REFERENCE, ROWS, Context
+    from minasd.studies.controlled import REFERENCE, ROWS, Context
 
     seen: dict[str, dict] = {}
     opt = [] if epochs is None else ["--epochs", str(epochs)]
@@ -58,7 +58,7 @@ def recorded_settings(root, tmp_path, monkeypatch, profile: str, epochs: int | N
         seen[out_dir.name if hasattr(out_dir, "name") else str(out_dir)] = from_experiment(kw)
         raise Stop
 
-    monkeypatch.setattr(minasd.experiment, "experiment", stop_experiment)
+    monkeypatch.setattr(minasd.studies.experiment, "experiment", stop_experiment)
     with pytest.raises(Stop):
         cli.main(["experiment", "--data", str(root), "--out", str(tmp_path / "experiment"), "--profile", profile, *opt])
     with pytest.raises(Stop):
@@ -69,7 +69,7 @@ def recorded_settings(root, tmp_path, monkeypatch, profile: str, epochs: int | N
         seen["results"] = from_experiment(kwargs)
         raise Stop
 
-    monkeypatch.setattr(minasd.results, "_run_task", stop_job)
+    monkeypatch.setattr(minasd.studies.results, "_run_task", stop_job)
     with pytest.raises(Stop):
         cli.main(["results", "--data", str(root), "--work", str(tmp_path / "w"), "--out", str(tmp_path / "o"),
                   "--profile", profile, "--machine-types", "fan", "--jobs", "1", "--quiet", *opt])
@@ -105,14 +105,14 @@ def test_settings_take_explicit_options_and_keep_every_key():
 
 
 def test_one_default_lambda_grid():
-    import minasd.experiment
-    from minasd.results import add_results_arguments
+    import minasd.studies.experiment
+    from minasd.studies.results import add_results_arguments
     import argparse
 
-    assert DEFAULT_GRID_LAM == (0.1, 10.0) and minasd.experiment.DEFAULT_GRID_LAM is DEFAULT_GRID_LAM
+    assert DEFAULT_GRID_LAM == (0.1, 10.0) and minasd.studies.experiment.DEFAULT_GRID_LAM is DEFAULT_GRID_LAM
     p = argparse.ArgumentParser()
     add_results_arguments(p)
     assert tuple(p.parse_args([]).grid_lam) == DEFAULT_GRID_LAM
     p = argparse.ArgumentParser()
-    minasd.experiment.add_experiment_arguments(p)
+    minasd.studies.experiment.add_experiment_arguments(p)
     assert tuple(p.parse_args(["--data", "d", "--out", "o"]).grid_lam) == DEFAULT_GRID_LAM

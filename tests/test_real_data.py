@@ -216,7 +216,7 @@ def test_every_dcase2021_ground_truth_csv_parses():
 
 def test_real_clips_without_a_download_manifest_are_not_called_real():
     # real DCASE recordings, but nothing in the folder records that they are the released files
-    from minasd.evaluate import data_manifest
+    from minasd.provenance import data_manifest
 
     root = REAL / "dcase2023"
     require_folders(root / "dev_data")

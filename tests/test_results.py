@@ -24,7 +24,7 @@ def micro(tmp_path_factory):
 def test_every_seed_is_published_and_summarised(micro):
     root, base, _ = micro
     out = base / "out"
-    from minasd.experiment import load_results
+    from minasd.studies.experiment import load_results
 
     s0, s1 = load_results(out / "seed0"), load_results(out / "seed1")
     assert set(s0["scores"]["variant"]) == {"proposed", "no_mixup", "product_only", "wo_h", "baseline"}
@@ -53,7 +53,7 @@ def test_parallel_runs_leave_complete_tables(micro):
     """Two trainings at once (one per worker process): each seed's tables end with both types, the
     later seed uses the lambda the first chose, and each run's output went to its own log."""
     root, base, _ = micro
-    from minasd.experiment import load_results
+    from minasd.studies.experiment import load_results
 
     for k in (0, 1):
         res = load_results(base / "out" / f"seed{k}")
@@ -65,7 +65,7 @@ def test_parallel_runs_leave_complete_tables(micro):
 def test_each_seed_publishes_its_dcase_team_folders(micro):
     """OUT/seed<k>/dcase/<variant>/ holds the official DCASE files of both types, equal to the chosen runs' files."""
     root, base, _ = micro
-    from minasd.experiment import load_results
+    from minasd.studies.experiment import load_results
 
     for k, variants, without in ((0, {"proposed", "no_mixup", "product_only"}, {"wo_h", "baseline"}),
                                  (1, {"proposed"}, {"baseline"})):  # further seeds: proposed and baseline only
@@ -123,9 +123,9 @@ def test_a_job_paused_between_two_table_writes_never_reaches_a_published_seed(mi
     import concurrent.futures
     import threading
 
-    from minasd import experiment as exp_mod
-    from minasd import results as res_mod
-    from minasd.experiment import load_results
+    from minasd.studies import experiment as exp_mod
+    from minasd.studies import results as res_mod
+    from minasd.studies.experiment import load_results
 
     root = micro[0]
     main = threading.get_ident()

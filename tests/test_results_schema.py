@@ -2,9 +2,9 @@
 committed full-scale results (``results/experiment``) when the repository has them.
 
 The book (chapters 4-8) renders these files; when the schema changes
-(``minasd.experiment.RESULTS_SCHEMA_VERSION``, a column, a key) and the committed
+(``minasd.studies.experiment.RESULTS_SCHEMA_VERSION``, a column, a key) and the committed
 files are not regenerated, this test fails CI instead of the book failing later.  The
-micro folder is written by the package's own writer (:func:`minasd.experiment.write_tables`)
+micro folder is written by the package's own writer (:func:`minasd.studies.experiment.write_tables`)
 from hand-made per-type results, so the schema checks below always run; nothing is trained.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from minasd.config import DEV_SECTIONS, EVAL_SECTIONS
-from minasd.experiment import (RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, TABLE2_VARIANTS, load_results,
+from minasd.studies.experiment import (RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, TABLE2_VARIANTS, load_results,
                                write_tables)
 from minasd.io_utils import atomic_write_json
 from minasd.metrics import ALL_LABEL, harmonic_mean
@@ -121,7 +121,7 @@ def test_micro_results_report_an_incomplete_type_without_a_number(micro_dir):
 def test_committed_summary_is_complete_and_says_what_made_it():
     """The committed summary over seeds (`minasd results`): every table its provenance lists is
     there, and the provenance names profile, data, seeds, commit, machine and wall times."""
-    from minasd.summary_view import load_summary
+    from minasd.studies.summary_view import load_summary
 
     summary = load_summary(COMMITTED.parent / "summary")
     if summary is None:

@@ -1,6 +1,6 @@
-"""Tests of minasd.summary_view on a summary folder built by hand from minasd.analysis tables.
+"""Tests of minasd.studies.summary_view on a summary folder built by hand from minasd.studies.analysis tables.
 
-The folder holds what :func:`minasd.results.aggregate` writes, made from a small score
+The folder holds what :func:`minasd.studies.results.aggregate` writes, made from a small score
 table whose outcome is known by construction: on fan the proposed method scores every
 anomaly far above the normals and the baseline barely, on valve the reverse, on pump
 both score every clip identically (a tie); the proposed method sees gross anomalies,
@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from minasd import analysis as A
-from minasd import summary_view as sv
+from minasd.studies import analysis as A
+from minasd.studies import summary_view as sv
 from minasd.config import MACHINE_TYPES
 
 PRESENT = ["fan", "pump", "valve"]
@@ -67,7 +67,7 @@ def _scores(n_normal: int = 30, n_anom: int = 30) -> tuple[pd.DataFrame, pd.Data
 
 
 def _write_summary(d, scores: pd.DataFrame, labels: pd.DataFrame) -> None:
-    """The files of OUT/summary, computed by the same minasd.analysis functions as aggregate()."""
+    """The files of OUT/summary, computed by the same minasd.studies.analysis functions as aggregate()."""
     d.mkdir(parents=True)
     sm = A.section_metrics(scores)
     boots = [A.paired_bootstrap(scores, a, b, n_boot=200, seed=0)
@@ -172,7 +172,7 @@ def test_type_outcomes_win_lose_and_tie(summary):
 
 def test_class_table_means_seeds_then_types(summary):
     t = sv.class_table(summary)
-    assert list(t.columns) == ["proposed", "no_mixup", "baseline"]  # minasd.experiment.VARIANTS order
+    assert list(t.columns) == ["proposed", "no_mixup", "baseline"]  # minasd.studies.experiment.VARIANTS order
     assert list(t.index) == [(m, c) for m in [*PRESENT, sv.TYPES_MEAN] for c in ("subtle", "gross")]
     raw = summary["tables"]["auc_by_class"]
     fan = raw[(raw["variant"] == "proposed") & (raw["machine"] == "fan") & (raw["severity_class"] == "gross")]

@@ -208,8 +208,7 @@ def test_gross_anomaly_adds_energy():
 
 
 def test_find_manifest_labels_subfolders_interrupted_and_real(tiny, tmp_path):
-    from minasd.book import data_label
-    from minasd.evaluate import data_manifest
+    from minasd.provenance import data_label, data_manifest
 
     for where in (tiny, tiny / "dev_data", tiny / "dev_data" / "fan"):
         m = synth.find_manifest(where)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from minasd.train import TrainConfig, add_train_arguments, load_model, run_train, train
+from minasd.runs import load_model
+from minasd.commands import add_train_arguments, run_train
+from minasd.train import TrainConfig, train
 
 TYPES = ["fan", "pump", "valve"]
 EPOCHS = 10

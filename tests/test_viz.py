@@ -134,6 +134,20 @@ def test_plot_section_table():
     assert "63.0" in cells and len(cells) == 2 * 4 + 1  # 2 types x (3 sections + hmean) + All
 
 
+def test_plot_variant_bars_one_bar_per_variant_and_type_run():
+    import pandas as pd
+
+    table = pd.DataFrame({"fan": [70.0, 60.0], "pump": [np.nan, np.nan], "All/Har-mean": [68.0, 61.0]},
+                         index=["Proposed method", "w/o h"])
+    with pytest.raises(ValueError, match="caption"):
+        viz.plot_variant_bars(table, caption="", title="t")
+    fig = viz.plot_variant_bars(table, caption=CAP, title="Table III analogue")
+    _check(fig, 1)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fan", "All/Har-mean"]  # pump was not run: left out
+    assert sorted(round(p.get_height()) for p in ax.patches) == [60, 61, 68, 70]
+
+
 def test_plot_histograms():
     rng = np.random.default_rng(0)
     panels = {"before": {"fan": rng.normal(0, 0.1, 500), "pump": rng.normal(0, 0.3, 300)},

@@ -31,11 +31,10 @@ from typing import Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import EVAL_SECTIONS
-from .metrics import ALL_LABEL, auc_pauc, hmean_or_none, machine_order
+from ..config import EVAL_SECTIONS
+from ..metrics import ALL_LABEL, auc_pauc, hmean_or_none, machine_order
+from .experiment import SCORE_COLUMNS  # the columns a per-clip score table must hold (the experiment writes them)
 
-#: Columns a per-clip score table must hold.
-SCORE_COLUMNS: tuple[str, ...] = ("machine", "section", "clip", "label", "variant", "seed", "score")
 #: Keys of one trained system's result for one section.
 RUN_KEYS: list[str] = ["variant", "seed", "machine", "section"]
 MAX_FPR = 0.1  # DCASE's pAUC range and the operating point of "caught"

@@ -62,15 +62,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, hparams_for
-from .io_utils import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, folder_lock,
+from ..config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, hparams_for
+from ..io_utils import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, folder_lock,
                        git_commit, sha256_file)
-from .profiles import DEFAULT_GRID_LAM
+from ..profiles import DEFAULT_GRID_LAM
 
 RESULTS_SCHEMA = "minasd.experiment"
 #: Version of the files under OUT/results; bump when a column or key changes.
@@ -84,7 +85,7 @@ TABLE2_VARIANTS = ("proposed", "baseline")
 TABLE3_VARIANTS = ("proposed", "no_mixup", "wo_h", "product_only")
 DEFAULT_GRID_P: dict[str, tuple[int, ...]] = {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
 #: Columns of ``OUT/results/scores/<type>.csv``: one row per labelled test clip, variant and seed
-#: (higher score = more anomalous), the input of :mod:`minasd.analysis`.
+#: (higher score = more anomalous), the input of :mod:`minasd.studies.analysis` (which takes them from here).
 SCORE_COLUMNS: tuple[str, ...] = ("machine", "section", "clip", "label", "variant", "seed", "score")
 TSNE_MAX_TARGET = 300
 TSNE_MAX_OTHER = 300
@@ -154,7 +155,7 @@ def select_on_dev(rows: Sequence[Mapping], keys: Sequence[str] = ("lam", "kind",
     >>> select_on_dev(rows, keys=("p",))[0]
     {'p': 1}
     """
-    from .metrics import hmean_or_none
+    from ..metrics import hmean_or_none
 
     dev = {int(s) for s in dev_sections}
     order: list[tuple] = []
@@ -200,28 +201,21 @@ def candidates(grid_p: Mapping[str, Sequence[int]]) -> list[tuple[str, int]]:
 
 
 def _train_or_resume(cfg, progress: bool) -> dict:
-    """Train a run unless finished; resume it when interrupted.  Returns what happened."""
-    from .train import train
+    """Train a run unless finished; resume it when interrupted (:func:`minasd.runs.train_or_resume`).
+    Returns what happened."""
+    from ..runs import train_or_resume
 
     out = Path(cfg.out_dir)
-    meta = out / "run.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("status") == "finished":
-        if progress:
-            print(f"[experiment] {out}: finished run, skipped")
-        return {"action": "skipped"}
-    if (out / "config.yaml").is_file():
-        if progress:
-            print(f"[experiment] {out}: resuming unfinished run")
-        train(cfg, resume=True)
-        return {"action": "resumed"}
-    train(cfg)
-    return {"action": "trained"}
+    notes = {"skipped": f"[experiment] {out}: finished run, skipped",
+             "resumed": f"[experiment] {out}: resuming unfinished run"} if progress else None
+    action, _ = train_or_resume(cfg, notes=notes)
+    return {"action": action}
 
 
 def _evaluate_chosen(run_dir: Path, data_root: Path, kind: str, p: int, device: str, progress: bool) -> dict:
     """evaluate_run with the chosen h, reusing an evaluation of the same setting."""
-    from .evaluate import evaluate_run, load_eval_results
-    from .scoring import default_aggregation
+    from ..evaluate import evaluate_run, load_eval_results
+    from ..scoring import default_aggregation
 
     try:
         old = load_eval_results(run_dir)
@@ -266,11 +260,10 @@ def _tsne_sample(embs, model_run: Path, other_df, data_root: Path, device: str, 
                  max_target: int, max_other: int, progress: bool) -> dict:
     """Clip embeddings (mean over segments) of <= max_target target test clips (from the cache)
     and <= max_other other-type test clips (extracted with the run's model), with t-SNE coords."""
-    from .data import load_audio, load_norm_stats
-    from .evaluate import resolve_device
-    from .scoring import extract_embeddings
-    from .train import load_model
-    from .viz import OTHER_GROUP, tsne_2d
+    from ..data import load_audio, load_norm_stats
+    from ..runs import load_model, resolve_device
+    from ..scoring import extract_embeddings
+    from ..viz import OTHER_GROUP, tsne_2d
 
     rng = np.random.default_rng([seed, 3])
     t = embs.test
@@ -326,6 +319,143 @@ def type_files(res_dir: Path, machine: str) -> list[str]:
     return sorted(found)
 
 
+@dataclass
+class _TypeWork:
+    """One type's computation in :func:`run_type`: what it reads, and what it gathers for the commit."""
+
+    machine: str
+    data_root: Path
+    out: Path
+    cfg: dict
+    progress: bool
+    table1: object  # the type's Table I row (:func:`minasd.config.hparams_for`): the fallback selection
+    runs: dict = field(default_factory=dict)  # run name -> what training did (trained, resumed, skipped)
+    selection: list = field(default_factory=list)  # rows of the selection table
+    sections: list = field(default_factory=list)  # per variant and section: auc, pauc
+    roc: dict = field(default_factory=dict)  # variant -> section -> ROC points
+    evals: dict = field(default_factory=dict)  # variant -> run, selection, inlier, training
+    clip_scores: list = field(default_factory=list)  # rows of scores/<type>.csv
+    # (path under results/, writer, payload): this type's files, committed together at the end
+    writes: list[tuple[str, Callable, object]] = field(default_factory=list)
+
+
+def _train_config(w: _TypeWork, variant: str, lam: float):
+    """The :class:`minasd.train.TrainConfig` of one trained variant at one lambda."""
+    from ..train import TrainConfig
+
+    return TrainConfig(machine_type=w.machine, data_root=str(w.data_root),
+                       out_dir=str(w.out / "runs" / w.machine / run_name(variant, lam)), epochs=w.cfg["epochs"],
+                       lam=float(lam), device=w.cfg["device"], seed=w.cfg["seed"], progress=w.progress,
+                       **w.cfg["train_overrides"], **TRAINED[variant])
+
+
+def _choose(rows: list[dict], lams: Sequence[float], table1) -> tuple[dict, list[dict], str]:
+    """:func:`select_on_dev` over lambda, kind and p; Table I's choice when no development section is labelled.
+
+    Returns:
+        ``(chosen, table, how)``: how it was chosen (``"dev"``, or ``"table1 (<why>)"``)."""
+    try:
+        chosen, table = select_on_dev(rows, ("lam", "kind", "p"))
+        return chosen, table, "dev"
+    except ValueError as err:  # no labelled development sections: fall back to Table I
+        lam0 = min(lams, key=lambda v: abs(v - table1.lam))
+        return {"lam": float(lam0), "kind": table1.inlier, "p": table1.p}, [], f"table1 ({err})"
+
+
+def _select_and_evaluate(w: _TypeWork, variant: str, lams: Sequence[float]):
+    """Train (or resume) ``variant`` at each lambda, choose lambda, kind and p on the development
+    sections, evaluate the chosen run, and gather its records and logs into ``w``.
+
+    Returns:
+        ``(chosen, run_dir, evaluation, embeddings)`` of the chosen run."""
+    from ..evaluate import grid_scores, load_embeddings
+
+    rows = []
+    embs_by_lam = {}
+    for lam in lams:
+        cfg_t = _train_config(w, variant, lam)
+        w.runs[run_name(variant, lam)] = _train_or_resume(cfg_t, w.progress)
+        embs = load_embeddings(cfg_t.out_dir, w.data_root, device=w.cfg["device"], progress=w.progress)
+        embs_by_lam[lam] = embs
+        # Only the development sections are scored for selection: 03-05 are never looked at here.
+        present_dev = [s for s in DEV_SECTIONS if (embs.test.sections == s).any()]
+        for r in grid_scores(embs, candidates(w.cfg["grid_p"]), sections=present_dev, seed=w.cfg["seed"]):
+            rows.append({"lam": float(lam), **r})
+    chosen, table, how = _choose(rows, lams, w.table1)
+    for row in table:
+        agg = next((r["aggregation"] for r in rows if (r["kind"], r["p"]) == (row["kind"], row["p"])), None)
+        w.selection.append({"machine": w.machine, "variant": variant, **row, "aggregation": agg})
+    embs = embs_by_lam[chosen["lam"]]
+    run_dir = Path(_train_config(w, variant, chosen["lam"]).out_dir)
+    ev = _evaluate_chosen(run_dir, w.data_root, chosen["kind"], int(chosen["p"]), w.cfg["device"], w.progress)
+    w.evals[variant] = {"run": str(run_dir.relative_to(w.out)), "selected": {**chosen, "how": how},
+                        "inlier": ev["inlier"], "training": _run_epochs(run_dir),
+                        "eval_duration_s": ev["provenance"]["duration_s"]}
+    w.sections.extend(_section_records(variant, ev))
+    w.clip_scores.extend(_clip_scores(run_dir, w.machine, variant, w.cfg["seed"], "score_h"))
+    w.roc[variant] = ev["roc"]["h"]
+    # copy every per-epoch log of this variant
+    for lam in lams:
+        src = w.out / "runs" / w.machine / run_name(variant, lam) / "log.jsonl"
+        if src.is_file():
+            w.writes.append((f"logs/{w.machine}/{run_name(variant, lam)}.jsonl", atomic_write_text, src.read_text()))
+    return chosen, run_dir, ev, embs
+
+
+def _add_tsne(w: _TypeWork, variant: str, embs, run_dir: Path, other_df) -> None:
+    """The t-SNE sample of a variant's chosen run (:func:`_tsne_sample`), to be written with the type."""
+    tsne = _tsne_sample(embs, run_dir, other_df, w.data_root, w.cfg["device"], w.cfg["seed"], w.cfg["tsne_max_target"],
+                        w.cfg["tsne_max_other"], w.progress)
+    w.writes.append((f"tsne/{w.machine}_{variant}.npz", _savez, tsne))
+
+
+def _add_wo_h(w: _TypeWork, prop_run: Path, prop_eval: dict, lam: float) -> None:
+    """The "w/o h" variant: the chosen proposed run scored with its product head (no training)."""
+    w.sections.extend(_section_records("wo_h", prop_eval, "wo_h"))
+    w.clip_scores.extend(_clip_scores(prop_run, w.machine, "wo_h", w.cfg["seed"], "score_wo_h"))
+    w.roc["wo_h"] = prop_eval["roc"]["wo_h"]
+    w.evals["wo_h"] = {"run": w.evals["proposed"]["run"], "selected": {"lam": lam, "how": "proposed's"},
+                       "inlier": None, "training": w.evals["proposed"]["training"]}
+
+
+def _add_baseline(w: _TypeWork) -> None:
+    """The baseline (:func:`minasd.baseline.run_baseline`, the experiment's seed): sections and clip scores."""
+    from ..baseline import BaselineConfig, run_baseline
+    from ..evaluate import section_role
+
+    tb = time.perf_counter()
+    b_clips: list[dict] = []
+    bdf = run_baseline(w.data_root, machine_types=[w.machine], cfg=BaselineConfig(seed=w.cfg["seed"]),
+                       workers=w.cfg.get("workers"), progress=w.progress, clip_scores=b_clips)
+    w.clip_scores.extend({**r, "variant": "baseline", "seed": w.cfg["seed"]} for r in b_clips)
+    for r in bdf.itertuples():
+        w.sections.append({"variant": "baseline", "machine": w.machine, "section": int(r.section),
+                           "role": section_role(int(r.section)), "auc": float(r.auc), "pauc": float(r.pauc)})
+    w.evals["baseline"] = {"run": None, "selected": None, "inlier": None, "training": None,
+                           "eval_duration_s": round(time.perf_counter() - tb, 3)}
+
+
+def _commit_type(w: _TypeWork, t0: float) -> dict:
+    """Write the type's files together under the folder's lock, ``types/<type>.json`` last; returns its record."""
+    import pandas as pd
+
+    w.writes.append((f"roc/{w.machine}.json", atomic_write_json, w.roc))
+    w.writes.append((f"scores/{w.machine}.csv", atomic_write_text,
+                     pd.DataFrame(w.clip_scores, columns=list(SCORE_COLUMNS)).to_csv(index=False)))
+    result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": w.machine,
+              "config_signature": _signature(w.cfg), "variants": w.evals, "runs": w.runs, "sections": w.sections,
+              "selection": w.selection, "duration_s": round(time.perf_counter() - t0, 3),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    w.writes.append((f"types/{w.machine}.json", atomic_write_json, result))  # last: it marks the type done
+    res_dir = w.out / "results"
+    with folder_lock(w.out):
+        for rel, write, payload in w.writes:
+            write(res_dir / rel, payload)
+    if w.progress:
+        print(f"[experiment] {w.machine}: wrote {res_dir / 'types' / f'{w.machine}.json'}, roc/, logs/, tsne/")
+    return result
+
+
 def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, progress: bool = True) -> dict:
     """Everything of one machine type (resume unit); writes ``results/types/<type>.json``.
 
@@ -344,125 +474,35 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
     Returns:
         the per-type result dict.  Book: chapter 6.
     """
-    from .evaluate import grid_scores, load_embeddings, section_role
-    from .train import TrainConfig
-
     t0 = time.perf_counter()
-    res_dir = out / "results"
     variants = cfg["variants"]
-    runs_dir = out / "runs" / machine
     with folder_lock(out):  # an earlier result of this type leaves the tables until the new one is committed
-        old = res_dir / "types" / f"{machine}.json"
+        old = out / "results" / "types" / f"{machine}.json"
         if old.is_file():
             old.unlink()
             print(f"[experiment] {machine}: {old} (another configuration) withdrawn; computing it again")
-    # (path under results/, writer, payload): this type's files, committed together at the end
-    writes: list[tuple[str, Callable, object]] = []
-    table1 = hparams_for(machine)
-
-    def train_cfg(variant: str, lam: float) -> TrainConfig:
-        return TrainConfig(machine_type=machine, data_root=str(data_root), out_dir=str(runs_dir / run_name(variant, lam)),
-                           epochs=cfg["epochs"], lam=float(lam), device=cfg["device"], seed=cfg["seed"],
-                           progress=progress, **cfg["train_overrides"], **TRAINED[variant])
-
-    runs, selection_rows, sections, roc, evals, clip_scores = {}, [], [], {}, {}, []
-    dev_secs = list(DEV_SECTIONS)
-
-    def select_and_eval(variant: str, lams: Sequence[float]):
-        rows = []
-        embs_by_lam = {}
-        for lam in lams:
-            cfg_t = train_cfg(variant, lam)
-            runs[run_name(variant, lam)] = _train_or_resume(cfg_t, progress)
-            embs = load_embeddings(cfg_t.out_dir, data_root, device=cfg["device"], progress=progress)
-            embs_by_lam[lam] = embs
-            # Only the development sections are scored for selection: 03-05 are never looked at here.
-            present_dev = [s for s in dev_secs if (embs.test.sections == s).any()]
-            for r in grid_scores(embs, candidates(cfg["grid_p"]), sections=present_dev, seed=cfg["seed"]):
-                rows.append({"lam": float(lam), **r})
-        try:
-            chosen, table = select_on_dev(rows, ("lam", "kind", "p"))
-            how = "dev"
-        except ValueError as err:  # no labelled development sections: fall back to Table I
-            lam0 = min(lams, key=lambda v: abs(v - table1.lam))
-            chosen, table = {"lam": float(lam0), "kind": table1.inlier, "p": table1.p}, []
-            how = f"table1 ({err})"
-        for row in table:
-            agg = next((r["aggregation"] for r in rows if (r["kind"], r["p"]) == (row["kind"], row["p"])), None)
-            selection_rows.append({"machine": machine, "variant": variant, **row, "aggregation": agg})
-        embs = embs_by_lam[chosen["lam"]]
-        run_dir = Path(train_cfg(variant, chosen["lam"]).out_dir)
-        ev = _evaluate_chosen(run_dir, data_root, chosen["kind"], int(chosen["p"]), cfg["device"], progress)
-        evals[variant] = {"run": str(run_dir.relative_to(out)), "selected": {**chosen, "how": how},
-                          "inlier": ev["inlier"], "training": _run_epochs(run_dir),
-                          "eval_duration_s": ev["provenance"]["duration_s"]}
-        sections.extend(_section_records(variant, ev))
-        clip_scores.extend(_clip_scores(run_dir, machine, variant, cfg["seed"], "score_h"))
-        roc[variant] = ev["roc"]["h"]
-        # copy every per-epoch log of this variant
-        for lam in lams:
-            src = runs_dir / run_name(variant, lam) / "log.jsonl"
-            if src.is_file():
-                writes.append((f"logs/{machine}/{run_name(variant, lam)}.jsonl", atomic_write_text, src.read_text()))
-        return chosen, run_dir, ev, embs
-
-    need_proposed = any(v in variants for v in ("proposed", "wo_h", "no_mixup", "product_only"))
+    w = _TypeWork(machine=machine, data_root=data_root, out=out, cfg=cfg, progress=progress,
+                  table1=hparams_for(machine))
     chosen_lam = None
-    if need_proposed:
-        chosen, prun, pev, pembs = select_and_eval("proposed", cfg["grid_lam"])
+    if any(v in variants for v in ("proposed", "wo_h", "no_mixup", "product_only")):  # they need proposed's lambda
+        chosen, prun, pev, pembs = _select_and_evaluate(w, "proposed", cfg["grid_lam"])
         chosen_lam = chosen["lam"]
         if "proposed" not in variants:
-            sections[:] = [r for r in sections if r["variant"] != "proposed"]
-            clip_scores[:] = [r for r in clip_scores if r["variant"] != "proposed"]
-            roc.pop("proposed", None)
+            w.sections[:] = [r for r in w.sections if r["variant"] != "proposed"]
+            w.clip_scores[:] = [r for r in w.clip_scores if r["variant"] != "proposed"]
+            w.roc.pop("proposed", None)
         if "wo_h" in variants:
-            sections.extend(_section_records("wo_h", pev, "wo_h"))
-            clip_scores.extend(_clip_scores(prun, machine, "wo_h", cfg["seed"], "score_wo_h"))
-            roc["wo_h"] = pev["roc"]["wo_h"]
-            evals["wo_h"] = {"run": evals["proposed"]["run"], "selected": {"lam": chosen_lam, "how": "proposed's"},
-                             "inlier": None, "training": evals["proposed"]["training"]}
+            _add_wo_h(w, prun, pev, chosen_lam)
         if "proposed" in variants:
-            tsne = _tsne_sample(pembs, prun, other_df, data_root, cfg["device"], cfg["seed"], cfg["tsne_max_target"],
-                                cfg["tsne_max_other"], progress)
-            writes.append((f"tsne/{machine}_proposed.npz", _savez, tsne))
+            _add_tsne(w, "proposed", pembs, prun, other_df)
     for variant in ("no_mixup", "product_only"):
         if variant in variants:
-            _, vrun, _, vembs = select_and_eval(variant, [chosen_lam])
+            _, vrun, _, vembs = _select_and_evaluate(w, variant, [chosen_lam])
             if variant == "product_only":
-                tsne = _tsne_sample(vembs, vrun, other_df, data_root, cfg["device"], cfg["seed"],
-                                    cfg["tsne_max_target"], cfg["tsne_max_other"], progress)
-                writes.append((f"tsne/{machine}_product_only.npz", _savez, tsne))
+                _add_tsne(w, variant, vembs, vrun, other_df)
     if "baseline" in variants:
-        from .baseline import run_baseline
-
-        tb = time.perf_counter()
-        from .baseline import BaselineConfig
-
-        b_clips: list[dict] = []
-        bdf = run_baseline(data_root, machine_types=[machine], cfg=BaselineConfig(seed=cfg["seed"]),
-                           workers=cfg.get("workers"), progress=progress, clip_scores=b_clips)
-        clip_scores.extend({**r, "variant": "baseline", "seed": cfg["seed"]} for r in b_clips)
-        for r in bdf.itertuples():
-            sections.append({"variant": "baseline", "machine": machine, "section": int(r.section),
-                             "role": section_role(int(r.section)), "auc": float(r.auc), "pauc": float(r.pauc)})
-        evals["baseline"] = {"run": None, "selected": None, "inlier": None, "training": None,
-                             "eval_duration_s": round(time.perf_counter() - tb, 3)}
-    import pandas as pd
-
-    writes.append((f"roc/{machine}.json", atomic_write_json, roc))
-    writes.append((f"scores/{machine}.csv", atomic_write_text,
-                   pd.DataFrame(clip_scores, columns=list(SCORE_COLUMNS)).to_csv(index=False)))
-    result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": machine,
-              "config_signature": _signature(cfg), "variants": evals, "runs": runs, "sections": sections,
-              "selection": selection_rows, "duration_s": round(time.perf_counter() - t0, 3),
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    writes.append((f"types/{machine}.json", atomic_write_json, result))  # last: it marks the type done
-    with folder_lock(out):
-        for rel, write, payload in writes:
-            write(res_dir / rel, payload)
-    if progress:
-        print(f"[experiment] {machine}: wrote {res_dir / 'types' / f'{machine}.json'}, roc/, logs/, tsne/")
-    return result
+        _add_baseline(w)
+    return _commit_type(w, t0)
 
 
 # --------------------------------------------------------------------------------------
@@ -521,7 +561,7 @@ def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
     Raises:
         ValueError: a (variant, type, section) appears twice.
     """
-    from .metrics import ALL_LABEL, hmean_or_none
+    from ..metrics import ALL_LABEL, hmean_or_none
 
     secs = sorted({int(s) for s in sections})
     out = []
@@ -588,7 +628,7 @@ def write_tables(out: Path, cfg: dict, types: dict[str, dict], provenance: dict)
     The caller holds the folder's lock (:func:`minasd.io_utils.folder_lock`): one process
     writes these files at a time.  The manifest, written last, holds every listed file's
     SHA-256, so a reader of a set left half rewritten by an interruption is told so."""
-    from .metrics import hmean_or_none
+    from ..metrics import hmean_or_none
 
     res_dir = out / "results"
     sec_rows, sel_rows = [], []
@@ -662,7 +702,7 @@ def write_dcase_teams(out: str | Path, variants: Sequence[str], types: Mapping[s
     and ``decision_result_...`` files of every machine type in its ``ground_truth_data/``.
     For each variant of :data:`DCASE_TEAM_VARIANTS` that was run, the files of each type are
     copied (byte for byte, atomically) from that type's chosen run (``<run>/eval/dcase``,
-    :func:`minasd.evaluate.write_dcase_files`), so the folder can be copied to ``teams/`` as
+    :func:`minasd.dcase_files.write_dcase_files`), so the folder can be copied to ``teams/`` as
     it is.  The variants of :data:`DCASE_NOT_WRITTEN` get none (the manifest says why).
 
     A derived output, rebuilt from the runs after every invocation, as the tables are:
@@ -749,6 +789,83 @@ def write_dcase_teams(out: str | Path, variants: Sequence[str], types: Mapping[s
 # --------------------------------------------------------------------------------------
 
 
+def _load_manifest(d: Path) -> dict:
+    """``d/manifest.json``, checked: keys, schema and version, table columns, every listed file
+    present and (where recorded) with the checksum it was listed with."""
+    mf = d / "manifest.json"
+    if not mf.is_file():
+        raise FileNotFoundError(f"{mf} does not exist; run `minasd experiment --out ...` first")
+    manifest = json.loads(mf.read_text())
+    missing = [k for k in MANIFEST_KEYS if k not in manifest]
+    if missing:
+        raise ValueError(f"{mf} lacks the keys {missing}")
+    if manifest["schema"] != RESULTS_SCHEMA or manifest["schema_version"] != RESULTS_SCHEMA_VERSION:
+        raise ValueError(f"{mf} has schema {manifest['schema']!r} version {manifest['schema_version']}; this minasd "
+                         f"reads {RESULTS_SCHEMA!r} version {RESULTS_SCHEMA_VERSION}")
+    if {k: tuple(v) for k, v in manifest["tables"].items()} != TABLE_COLUMNS:
+        raise ValueError(f"{mf}: table columns {manifest['tables']} differ from the schema {TABLE_COLUMNS}")
+    for f in manifest["files"]:
+        if not (d / f).is_file():
+            raise FileNotFoundError(f"{d / f} is listed in {mf} but does not exist")
+    for f, digest in manifest.get("checksums", {}).items():  # absent in manifests of earlier minasd
+        if sha256_file(d / f) != digest:
+            raise ValueError(f"{d / f} differs from the file {mf} was written with: the tables were left half "
+                             "rewritten (an interrupted run?); run the experiment (or `minasd results`) again to "
+                             "rewrite them")
+    return manifest
+
+
+def _load_table(d: Path, name: str, cols: tuple[str, ...]):
+    """One table (``<name>.csv`` and its JSON twin) as a DataFrame, checked against the schema."""
+    import pandas as pd
+
+    csv_path, json_path = d / f"{name}.csv", d / f"{name}.json"
+    if not csv_path.is_file() or not json_path.is_file():
+        raise FileNotFoundError(f"{csv_path if not csv_path.is_file() else json_path} does not exist")
+    df = pd.read_csv(csv_path, dtype={"section": str})
+    if tuple(df.columns) != cols:
+        raise ValueError(f"{csv_path} has columns {list(df.columns)}; the schema says {list(cols)}")
+    js = json.loads(json_path.read_text())
+    if js.get("schema_version") != RESULTS_SCHEMA_VERSION or tuple(js.get("columns", ())) != cols:
+        raise ValueError(f"{json_path} has schema version {js.get('schema_version')} and columns "
+                         f"{js.get('columns')}; the schema says v{RESULTS_SCHEMA_VERSION}, {list(cols)}")
+    if len(js["rows"]) != len(df) or any(tuple(r) != cols for r in js["rows"]):
+        raise ValueError(f"{json_path} rows disagree with {csv_path} or with the columns {list(cols)}")
+    for c in ("AUC", "pAUC", "hmean"):
+        if c in df and not df[c].dropna().between(0, 100).all():
+            raise ValueError(f"{csv_path}: column {c} has values outside [0, 100]")
+    if "note" in cols:
+        silent = df[df["hmean"].isna() & df["note"].fillna("").astype(str).str.strip().eq("")]
+        if len(silent):
+            r = silent.iloc[0]
+            raise ValueError(f"{csv_path}: {r['variant']} {r['machine']} has no hmean and no note saying why")
+    return df
+
+
+def _load_roc(p: Path) -> dict:
+    """A ``roc/<type>.json``, checked: per variant and section, monotone ``fpr``/``tpr`` of equal length."""
+    obj = json.loads(p.read_text())
+    for variant, per_sec in obj.items():
+        for sec, pts in per_sec.items():
+            fpr, tpr = np.asarray(pts.get("fpr", [])), np.asarray(pts.get("tpr", []))
+            if fpr.size < 2 or fpr.shape != tpr.shape or (np.diff(fpr) < 0).any() or (np.diff(tpr) < 0).any():
+                raise ValueError(f"{p}: ROC of {variant} section {sec} is not two monotone lists of "
+                                 "equal length")
+    return obj
+
+
+def _load_tsne(p: Path) -> dict[str, np.ndarray]:
+    """A ``tsne/<type>_<variant>.npz``, checked: the schema's arrays (:data:`TSNE_KEYS`), of one length."""
+    with np.load(p, allow_pickle=False) as z:
+        arrs = {k: z[k] for k in z.files}
+    if set(arrs) != set(TSNE_KEYS):
+        raise ValueError(f"{p} holds arrays {sorted(arrs)}; the schema says {sorted(TSNE_KEYS)}")
+    n = len(arrs["coords"])
+    if arrs["coords"].shape != (n, 2) or any(len(arrs[k]) != n for k in TSNE_KEYS):
+        raise ValueError(f"{p}: arrays disagree in length or coords are not (N, 2)")
+    return arrs
+
+
 def load_results(directory: str | Path) -> dict:
     """Load and validate the compact result files of an experiment (``OUT`` or ``OUT/results``).
 
@@ -772,70 +889,15 @@ def load_results(directory: str | Path) -> dict:
     d = Path(directory)
     if (d / "results" / "manifest.json").is_file():
         d = d / "results"
-    mf = d / "manifest.json"
-    if not mf.is_file():
-        raise FileNotFoundError(f"{mf} does not exist; run `minasd experiment --out ...` first")
-    manifest = json.loads(mf.read_text())
-    missing = [k for k in MANIFEST_KEYS if k not in manifest]
-    if missing:
-        raise ValueError(f"{mf} lacks the keys {missing}")
-    if manifest["schema"] != RESULTS_SCHEMA or manifest["schema_version"] != RESULTS_SCHEMA_VERSION:
-        raise ValueError(f"{mf} has schema {manifest['schema']!r} version {manifest['schema_version']}; this minasd "
-                         f"reads {RESULTS_SCHEMA!r} version {RESULTS_SCHEMA_VERSION}")
-    if {k: tuple(v) for k, v in manifest["tables"].items()} != TABLE_COLUMNS:
-        raise ValueError(f"{mf}: table columns {manifest['tables']} differ from the schema {TABLE_COLUMNS}")
-    for f in manifest["files"]:
-        if not (d / f).is_file():
-            raise FileNotFoundError(f"{d / f} is listed in {mf} but does not exist")
-    for f, digest in manifest.get("checksums", {}).items():  # absent in manifests of earlier minasd
-        if sha256_file(d / f) != digest:
-            raise ValueError(f"{d / f} differs from the file {mf} was written with: the tables were left half "
-                             "rewritten (an interrupted run?); run the experiment (or `minasd results`) again to "
-                             "rewrite them")
-    tables = {}
-    for name, cols in TABLE_COLUMNS.items():
-        csv_path, json_path = d / f"{name}.csv", d / f"{name}.json"
-        if not csv_path.is_file() or not json_path.is_file():
-            raise FileNotFoundError(f"{csv_path if not csv_path.is_file() else json_path} does not exist")
-        df = pd.read_csv(csv_path, dtype={"section": str})
-        if tuple(df.columns) != cols:
-            raise ValueError(f"{csv_path} has columns {list(df.columns)}; the schema says {list(cols)}")
-        js = json.loads(json_path.read_text())
-        if js.get("schema_version") != RESULTS_SCHEMA_VERSION or tuple(js.get("columns", ())) != cols:
-            raise ValueError(f"{json_path} has schema version {js.get('schema_version')} and columns "
-                             f"{js.get('columns')}; the schema says v{RESULTS_SCHEMA_VERSION}, {list(cols)}")
-        if len(js["rows"]) != len(df) or any(tuple(r) != cols for r in js["rows"]):
-            raise ValueError(f"{json_path} rows disagree with {csv_path} or with the columns {list(cols)}")
-        for c in ("AUC", "pAUC", "hmean"):
-            if c in df and not df[c].dropna().between(0, 100).all():
-                raise ValueError(f"{csv_path}: column {c} has values outside [0, 100]")
-        if "note" in cols:
-            silent = df[df["hmean"].isna() & df["note"].fillna("").astype(str).str.strip().eq("")]
-            if len(silent):
-                r = silent.iloc[0]
-                raise ValueError(f"{csv_path}: {r['variant']} {r['machine']} has no hmean and no note saying why")
-        tables[name] = df
+    manifest = _load_manifest(d)
+    tables = {name: _load_table(d, name, cols) for name, cols in TABLE_COLUMNS.items()}
     roc, tsne, logs, types, scores = {}, {}, {}, {}, []
     for f in manifest["files"]:
         p = d / f
         if f.startswith("roc/"):
-            obj = json.loads(p.read_text())
-            for variant, per_sec in obj.items():
-                for sec, pts in per_sec.items():
-                    fpr, tpr = np.asarray(pts.get("fpr", [])), np.asarray(pts.get("tpr", []))
-                    if fpr.size < 2 or fpr.shape != tpr.shape or (np.diff(fpr) < 0).any() or (np.diff(tpr) < 0).any():
-                        raise ValueError(f"{p}: ROC of {variant} section {sec} is not two monotone lists of "
-                                         "equal length")
-            roc[p.stem] = obj
+            roc[p.stem] = _load_roc(p)
         elif f.startswith("tsne/"):
-            with np.load(p, allow_pickle=False) as z:
-                arrs = {k: z[k] for k in z.files}
-            if set(arrs) != set(TSNE_KEYS):
-                raise ValueError(f"{p} holds arrays {sorted(arrs)}; the schema says {sorted(TSNE_KEYS)}")
-            n = len(arrs["coords"])
-            if arrs["coords"].shape != (n, 2) or any(len(arrs[k]) != n for k in TSNE_KEYS):
-                raise ValueError(f"{p}: arrays disagree in length or coords are not (N, 2)")
-            tsne[p.stem] = arrs
+            tsne[p.stem] = _load_tsne(p)
         elif f.startswith("logs/"):
             logs[f] = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
         elif f.startswith("types/"):
@@ -858,6 +920,25 @@ def load_results(directory: str | Path) -> dict:
 # --------------------------------------------------------------------------------------
 # the whole protocol
 # --------------------------------------------------------------------------------------
+
+
+def _tables_provenance(cfg: dict, root: Path, data: dict, dev, done: Mapping[str, Mapping], t0: float) -> dict:
+    """The manifest's ``provenance``: configuration, versions, data, device, and per finished type its
+    epochs, configuration and duration (``t0``: when this invocation started)."""
+    from .. import __version__
+
+    return {
+        "config": json.loads(json.dumps(cfg)), "minasd_version": __version__, "git_commit": git_commit(),
+        "data_root": str(root), "data": data, "device": str(dev),
+        "device_name": __import__("torch").cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "epochs": {m: {v: e["training"]["epochs_done"] for v, e in done[m]["variants"].items()
+                       if e.get("training")} for m in done},
+        # types computed in other invocations (sessions) may have used another configuration: each says its own
+        "per_type_config": {m: done[m]["config_signature"] for m in done},
+        "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
+                       "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequence[str] | None = None,
@@ -884,16 +965,16 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         workers: processes of the baseline's feature extraction.
         progress: tqdm bars and a line per written file.
         tables: write the tables, the manifest and ``OUT/dcase`` (under the folder's lock).
-            False in a job of :mod:`minasd.results` or :mod:`minasd.controlled`: a job writes
+            False in a job of :mod:`minasd.studies.results` or :mod:`minasd.studies.controlled`: a job writes
             only its types' own files, and the one scheduling process merges them (calling
             this again with ``tables=True``, which finds every type done).
 
     Returns:
         :func:`load_results` of the written files (None when ``tables`` is False).  Book: chapter 6.
     """
-    from . import __version__
-    from .data import index, protocol_clips
-    from .evaluate import data_manifest, resolve_device
+    from ..data import index, protocol_clips
+    from ..provenance import data_manifest
+    from ..runs import resolve_device
 
     t0 = time.perf_counter()
     variants = list(variants)
@@ -943,19 +1024,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         # every type on disk now, this invocation's and those other jobs committed meanwhile (a type another
         # job is computing again has withdrawn its record: it is left out rather than half listed)
         done = _finished_types(res_dir)
-        provenance = {
-            "config": json.loads(json.dumps(cfg)), "minasd_version": __version__, "git_commit": git_commit(),
-            "data_root": str(root), "data": data, "device": str(dev),
-            "device_name": __import__("torch").cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-            "epochs": {m: {v: e["training"]["epochs_done"] for v, e in done[m]["variants"].items()
-                           if e.get("training")} for m in done},
-            # types computed in other invocations (sessions) may have used another configuration: each says its own
-            "per_type_config": {m: done[m]["config_signature"] for m in done},
-            "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
-                           "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        res = write_tables(out, cfg, done, provenance)
+        res = write_tables(out, cfg, done, _tables_provenance(cfg, root, data, dev, done, t0))
         if progress:
             print(f"[experiment] wrote {res}/manifest.json, table2/table3/sections/selection (.csv, .json)")
         write_dcase_teams(out, variants, done, progress=progress)
@@ -966,16 +1035,10 @@ def format_results(loaded: dict) -> str:
     """Table II and III analogues as text (percent), with the notes of incomplete types and of All."""
     import pandas as pd
 
-    from .metrics import ALL_LABEL
+    from ..metrics import ALL_LABEL
+    from ..provenance import data_caption
 
-    lines = []
-    data = loaded["manifest"]["provenance"]["data"]
-    if data["synthetic"]:
-        lines.append("data: SYNTHETIC (not DCASE; not comparable with the paper)")
-    else:
-        from .evaluate import data_kind_label
-
-        lines.append(f"data: {data_kind_label(data)}")
+    lines = [f"data: {data_caption(loaded['manifest']['provenance']['data'], 'table')}"]
     for name in ("table2", "table3"):
         df = loaded["tables"][name]
         if len(df):
@@ -995,7 +1058,7 @@ def format_results(loaded: dict) -> str:
 
 def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``minasd experiment`` (Book: chapter 6)."""
-    from .profiles import PROFILES
+    from ..profiles import PROFILES
 
     parser.add_argument("--data", required=True, type=Path, help="DCASE-style data root")
     parser.add_argument("--out", required=True, type=Path, help="experiment folder (runs/ and results/)")
@@ -1033,7 +1096,7 @@ def _parse_grid_p(items: Sequence[str] | None) -> dict | None:
 
 def run_experiment(args: argparse.Namespace) -> int:
     """Run ``minasd experiment`` and print the tables (Book: chapter 6)."""
-    from .profiles import get_profile
+    from ..profiles import get_profile
 
     epochs, overrides = get_profile(args.profile).experiment_settings(
         epochs=args.epochs, backbone=args.backbone, batch_size=args.batch_size,

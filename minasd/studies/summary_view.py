@@ -1,7 +1,7 @@
 """Reading the committed results summary for the book: tables, captions, a verdict (Book: chapter 10).
 
-``minasd results`` aggregates its seeds into ``OUT/summary/`` (:func:`minasd.results.aggregate`):
-CSV tables made by :mod:`minasd.analysis` plus ``provenance.json``.  This module reads that
+``minasd results`` aggregates its seeds into ``OUT/summary/`` (:func:`minasd.studies.results.aggregate`):
+CSV tables made by :mod:`minasd.studies.analysis` plus ``provenance.json``.  This module reads that
 folder back and turns it into what a chapter shows, without recomputing anything:
 
 * :func:`load_summary`: the tables as DataFrames (None when there is no summary at all);
@@ -21,9 +21,10 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from .config import EVAL_SECTIONS, MACHINE_TYPES
+from ..config import EVAL_SECTIONS, MACHINE_TYPES
 from .experiment import VARIANTS
-from .metrics import ALL_LABEL, machine_order
+from ..metrics import ALL_LABEL, machine_order
+from ..provenance import backbone_label, data_caption
 
 PROVENANCE_NAME = "provenance.json"
 #: Row label of a mean over the machine types present (not DCASE's pooled "All").
@@ -120,28 +121,27 @@ def _seed_words(seeds: Sequence[int]) -> str:
 
 
 def data_label(data: Mapping) -> str:
-    """Which data a result comes from, from a data manifest (:func:`minasd.evaluate.data_manifest`).
+    """Which data a result comes from, from a data manifest (:func:`minasd.provenance.data_manifest`):
+    the ``"summary"`` form of :func:`minasd.provenance.data_caption`, with the clip counts of a
+    synthetic set's size.
 
     >>> data_label({"synthetic": True, "generator_version": "1.2", "size": "nope", "seed": 0})
     "SYNTHETIC data (minasd.synth v1.2, size nope; data seed 0; not DCASE), so never a reproduction of the paper's numbers"
     """
-    from .evaluate import data_kind_label
-    from .synth import SIZES
+    return data_caption(data, "summary", counts=_size_counts(data.get("size")) if data.get("synthetic") else "")
 
-    if not data.get("synthetic"):
-        return data_kind_label(data)
-    size = data.get("size")
+
+def _size_counts(size) -> str:
+    """The clip counts of a synthetic size (:data:`minasd.synth.SIZES`); "" for a size it does not know."""
+    from ..synth import SIZES
+
     spec = SIZES.get(size)
-    counts = (f": {spec.n_train} training clips per section, test sections of {spec.n_test_normal} normal + "
-              f"{spec.n_test_anomaly} anomalous clips" if spec else "")
-    return (f"SYNTHETIC data (minasd.synth v{data.get('generator_version')}, size {size}{counts}; data seed "
-            f"{data.get('seed')}; not DCASE), so never a reproduction of the paper's numbers")
+    return (f": {spec.n_train} training clips per section, test sections of {spec.n_test_normal} normal + "
+            f"{spec.n_test_anomaly} anomalous clips" if spec else "")
 
 
 def profile_label(prov: Mapping) -> str:
     """The training profile of a provenance record: name, encoder, epochs, batch."""
-    from .book import backbone_label
-
     profile = prov.get("profile") or {}
     epochs = prov.get("epochs") or profile.get("epochs")
     batch = profile.get("batch_size")

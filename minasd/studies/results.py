@@ -1,6 +1,6 @@
 """The committed results set: the whole protocol at a profile, over seeds (Book: chapters 6-8).
 
-``minasd results`` runs :func:`minasd.experiment.experiment` once per seed and
+``minasd results`` runs :func:`minasd.studies.experiment.experiment` once per seed and
 aggregates what the book renders::
 
     minasd results --out results/experiment --work out/results_work   # synthetic protocol set, profile cpu
@@ -16,25 +16,26 @@ aggregates what the book renders::
   once, on the development sections); the ablations too for the seeds named by
   ``--ablation-seeds``.
 * Each seed's compact files are copied to ``OUT/seed<k>/`` (the
-  :func:`minasd.experiment.load_results` layout, per-clip scores included; the
+  :func:`minasd.studies.experiment.load_results` layout, per-clip scores included; the
   official DCASE result files of each variant in ``OUT/seed<k>/dcase/<variant>/``,
-  the experiment's team folders, :func:`minasd.experiment.write_dcase_teams`), and
+  the experiment's team folders, :func:`minasd.studies.experiment.write_dcase_teams`), and
   ``OUT/summary/`` is rebuilt from all of them by :func:`aggregate`: per-type
   harmonic means per seed, their mean and spread, paired bootstrap intervals
   (proposed minus baseline, and each ablation against proposed), and on synthetic
   data AUC by anomaly kind, by subtle/gross class and by severity, and which
-  anomalies one system catches that the other misses (:mod:`minasd.analysis`).
+  anomalies one system catches that the other misses (:mod:`minasd.studies.analysis`).
 * ``OUT/summary/provenance.json``: profile, data manifest, seeds, commit,
   machine, wall time of each seed's experiment.
 
 One writer per file: the (seed, type) jobs run side by side (``--jobs``) and each writes
-only its own type's files in ``WORK/seed<k>/results`` (:func:`minasd.experiment.run_type`,
+only its own type's files in ``WORK/seed<k>/results`` (:func:`minasd.studies.experiment.run_type`,
 committed under the seed folder's lock); the scheduling process alone rewrites the seed's
 tables, manifest and team folders from the finished types and publishes them, under the
 same lock (:func:`merge_and_publish`), and alone writes ``OUT``.  The manifest holds every
 file's checksum, so a set left half rewritten by an interruption is refused by
-:func:`minasd.experiment.load_results` until the next run rewrites it.  ``minasd
-controlled`` shares the scheduler and the rule.
+:func:`minasd.studies.experiment.load_results` until the next run rewrites it.  ``minasd
+controlled`` shares the rule and the job runner (:class:`minasd.studies.jobs.JobRunner`: the pool,
+a log per job under ``WORK/logs``, the provenance's machine block).
 
 Resumable at every level: a finished seed's types are skipped by the experiment
 itself, an interrupted training resumes from its last checkpoint; rerunning the
@@ -47,13 +48,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
-from .io_utils import atomic_write_json, atomic_write_text, folder_lock, git_commit
-from .profiles import DEFAULT_GRID_LAM
+from ..io_utils import atomic_write_json, atomic_write_text, folder_lock, git_commit
+from ..profiles import DEFAULT_GRID_LAM
+from .jobs import JobRunner, command_line, in_log, now, run_provenance
 
 SUMMARY_DIR = "summary"
 ABLATIONS = ("no_mixup", "product_only", "wo_h")
@@ -103,7 +104,8 @@ def restore(out_seed: Path, work_seed: Path) -> None:
     """Continue in a new checkout: copy a published seed's files (``OUT/seed<k>``) into an empty
     ``WORK/seed<k>/results``, so that the experiment skips the types finished in an earlier session.
     The published DCASE team folders go back to ``WORK/seed<k>/dcase``: the runs they were copied
-    from are not published, so the experiment keeps these copies (:func:`minasd.experiment.write_dcase_teams`)."""
+    from are not published, so the experiment keeps these copies
+    (:func:`minasd.studies.experiment.write_dcase_teams`)."""
     from .experiment import DCASE_DIR
 
     dst = work_seed / "results"
@@ -116,7 +118,8 @@ def restore(out_seed: Path, work_seed: Path) -> None:
 
 
 def load_scores(out: str | Path):
-    """Per-clip scores of every published seed under ``out`` (one DataFrame, :data:`minasd.experiment.SCORE_COLUMNS`)."""
+    """Per-clip scores of every published seed under ``out``: one DataFrame, columns
+    :data:`minasd.studies.experiment.SCORE_COLUMNS`."""
     import pandas as pd
 
     from .experiment import load_results
@@ -142,7 +145,7 @@ def aggregate(out: str | Path, data_root: str | Path | None = None, n_boot: int 
         n_boot: bootstrap replicates.
     """
     from . import analysis
-    from .config import EVAL_SECTIONS
+    from ..config import EVAL_SECTIONS
 
     out = Path(out)
     scores = load_scores(out)
@@ -166,9 +169,10 @@ def aggregate(out: str | Path, data_root: str | Path | None = None, n_boot: int 
         written.append(_csv(summ / "paired_bootstrap.csv", pd.concat(boots, ignore_index=True)))
     kinds = None
     if data_root is not None:
-        from .synth import find_manifest, read_labels
+        from ..provenance import find_synth_manifest
+        from ..synth import read_labels
 
-        if find_manifest(data_root) is not None:
+        if find_synth_manifest(data_root) is not None:
             labels = read_labels(data_root)
             kinds = {
                 "auc_by_kind": analysis.auc_by_kind(scores, labels),
@@ -194,42 +198,14 @@ def chosen_lambdas(seed0_results: Path) -> dict[str, float]:
     return out
 
 
-def default_jobs(device: str, cpu_count: int | None = None) -> int:
-    """Trainings run at once by default: 2 on a CPU with 2 cores or more, else 1.
-
-    Measured on 2 cores (``benchmarks/results/train_cpu_threads.txt``): the cpu profile's step
-    gives 110 crops/s on 2 threads and 72 on 1, so two one-thread trainings side by side do
-    about 1.3x the work of one two-thread training (a small encoder at batch 32 does not keep
-    two threads busy).  On a GPU the trainings share one device: 1."""
-    cpu_count = cpu_count or os.cpu_count() or 1
-    return 2 if device == "cpu" and cpu_count >= 2 else 1
-
-
-def job_init(threads: int) -> None:
-    """Worker start-up (a fresh interpreter, before torch is imported): its share of the cores."""
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _run_task(kwargs: dict, log_path: str | None) -> float:
     """One (seed, type) experiment in a job: it writes only that type's own files (``tables=False``);
     the scheduling process merges them (:func:`merge_and_publish`).  With a log path its output goes
-    there (parallel runs)."""
-    import contextlib
-
+    there (parallel runs).  Returns its wall time in seconds."""
     from .experiment import experiment
 
     t0 = time.perf_counter()
-    if log_path is None:
-        experiment(**kwargs, tables=False)
-    else:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), \
-                contextlib.redirect_stderr(fh):
-            experiment(**kwargs, tables=False)
+    in_log(log_path, experiment, **kwargs, tables=False)
     return time.perf_counter() - t0
 
 
@@ -247,51 +223,30 @@ def merge_and_publish(kwargs: dict, work_seed: Path, out_seed: Path, data_root: 
         return publish(work_seed, out_seed, data_root)
 
 
-class InlinePool:
-    """The one-job case: tasks run in this process, through the same scheduling code."""
+def _data_root(args: argparse.Namespace, work: Path) -> Path:
+    """``--data``, or the synthetic set of ``--synth-size`` and ``--synth-seed``, made once under ``WORK/data``."""
+    if args.data is not None:
+        return Path(args.data)
+    from ..synth import make_dataset
 
-    def submit(self, fn, *args):
-        from concurrent.futures import Future
-
-        fut = Future()
-        try:
-            fut.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller by fut.result()
-            fut.set_exception(exc)
-        return fut
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    root = work / "data" / f"synth_{args.synth_size}_seed{args.synth_seed}"
+    print(f"[results] synthetic data ({args.synth_size}, seed {args.synth_seed}) -> {root}")
+    make_dataset(root, size=args.synth_size, seed=args.synth_seed, progress=not args.quiet)
+    return root
 
 
 def run_results(args: argparse.Namespace) -> int:
     """Run ``minasd results`` (module docstring)."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    import multiprocessing as mp
-
-    from .data import index, protocol_clips
-    from .evaluate import data_manifest
+    from ..data import index, protocol_clips
     from .experiment import VARIANTS
-    from .profiles import get_profile
+    from ..profiles import get_profile
+    from ..provenance import data_manifest
 
     t_start = time.perf_counter()
     profile = get_profile(args.profile)
     work, out = Path(args.work), Path(args.out)
-    jobs = args.jobs or default_jobs(args.device)
-    if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    if args.data is None:
-        from .synth import make_dataset
-
-        root = work / "data" / f"synth_{args.synth_size}_seed{args.synth_seed}"
-        print(f"[results] synthetic data ({args.synth_size}, seed {args.synth_seed}) -> {root}")
-        make_dataset(root, size=args.synth_size, seed=args.synth_seed, progress=not args.quiet)
-    else:
-        root = Path(args.data)
+    runner = JobRunner.plan(args.jobs, args.device, work / "logs")
+    root = _data_root(args, work)
     types = args.machine_types or sorted(set(protocol_clips(index(root), "train")["machine"]))
     epochs, overrides = profile.experiment_settings(epochs=args.epochs)
     grid_lam = [float(v) for v in args.grid_lam]
@@ -308,10 +263,27 @@ def run_results(args: argparse.Namespace) -> int:
                     device=args.device, variants=variants, grid_lam=grid_lam if k == first else [lams[m]],
                     seed=k, train_overrides=overrides, workers=1, progress=not args.quiet)
 
-    def finish(k: int, m: str, wall: float) -> None:
+    def waits(task: tuple[int, str], queued: list) -> bool:
+        """A later seed of a type waits for the first seed's lambda choice of that type."""
+        k, m = task
+        if k == first or m in lams:
+            return False
+        if (first, m) not in queued:
+            raise RuntimeError(f"seed {first} chose no lambda for {m}: see {work / f'seed{first}'}")
+        return True
+
+    def submit(pool, task: tuple[int, str]):
+        k, m = task
+        log = runner.log(f"seed{k}_{m}")
+        if log:
+            print(f"[results] seed {k} {m}: started (log {log})", flush=True)
+        return pool.submit(_run_task, task_kwargs(k, m), log)
+
+    def finish(task: tuple[int, str], wall: float) -> None:
         """Rewrite seed k's tables with every finished type (a no-training call: m is up to date),
         publish it and rebuild the summary; the resume unit is one (seed, type)."""
         nonlocal lams
+        k, m = task
         kw = task_kwargs(k, m)
         seed_out = merge_and_publish(kw, work / f"seed{k}", out / f"seed{k}", root)
         if k == first:
@@ -324,46 +296,20 @@ def run_results(args: argparse.Namespace) -> int:
             "command": _command_line(args), "profile": profile.to_dict(), "epochs": epochs,
             "grid_lam_first_seed": grid_lam, "chosen_lam": lams,
             "data": data_manifest(root), "data_root": os.path.relpath(root), "machine_types": types,
-            "git_commit": git_commit(), "machine": {"platform": platform.platform(),
-                                                    "processor": platform.processor(),
-                                                    "cpu_count": os.cpu_count(), "device": args.device},
-            "parallel": {"jobs": jobs, "threads_per_job": threads if jobs > 1 else None},
-            "seeds_published": agg["seeds"], "summary_files": agg["files"],
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **run_provenance(runner, args.device),  # git_commit, machine, parallel
+            "seeds_published": agg["seeds"], "summary_files": agg["files"], "updated_at": now(),
         })
         prov.pop("variants_per_seed", None)
         atomic_write_json(provenance_path, prov)
         print(f"[results] seed {k} {m}: {wall / 60:.1f} min; published to {seed_out}; summary in "
               f"{out / SUMMARY_DIR}", flush=True)
 
-    # every (seed, type); a later seed of a type waits for the first seed's lambda choice of that type
-    pending = [(k, m) for k in args.seeds for m in types]
-    print(f"[results] {len(pending)} (seed, type) runs, {jobs} at a time"
-          + (f", {threads} thread(s) each; logs in {work / 'logs'}" if jobs > 1 else ""), flush=True)
-    pool = (ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=job_init,
-                                initargs=(threads,)) if jobs > 1 else InlinePool())
-    running: dict = {}
-    with pool:
-        while pending or running:
-            for k, m in list(pending):
-                if len(running) >= jobs:
-                    break
-                if k != first and m not in lams:
-                    if (first, m) not in pending and not any(t == (first, m) for t in running.values()):
-                        raise RuntimeError(f"seed {first} chose no lambda for {m}: see {work / f'seed{first}'}")
-                    continue
-                pending.remove((k, m))
-                log = str(work / "logs" / f"seed{k}_{m}.log") if jobs > 1 else None
-                if log:
-                    print(f"[results] seed {k} {m}: started (log {log})", flush=True)
-                running[pool.submit(_run_task, task_kwargs(k, m), log)] = (k, m)
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                k, m = running.pop(fut)
-                finish(k, m, fut.result())
+    tasks = [(k, m) for k in args.seeds for m in types]
+    print(f"[results] {len(tasks)} (seed, type) runs, {runner.jobs} at a time{runner.note()}", flush=True)
+    runner.run(tasks, submit, finish, waits)
     prov.setdefault("invocations", []).append({
-        "wall_s": round(time.perf_counter() - t_start, 1), "jobs": jobs, "seeds": list(args.seeds),
-        "machine_types": types, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git_commit": git_commit()})
+        "wall_s": round(time.perf_counter() - t_start, 1), "jobs": runner.jobs, "seeds": list(args.seeds),
+        "machine_types": types, "finished_at": now(), "git_commit": git_commit()})
     atomic_write_json(provenance_path, prov)
     print(f"[results] done in {(time.perf_counter() - t_start) / 60:.1f} min", flush=True)
     return 0
@@ -398,16 +344,9 @@ def add_results_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _command_line(args: argparse.Namespace) -> str:
     """The command as a reader would retype it (paths as given, relative by default)."""
-    parts = ["minasd results", f"--out {args.out}", f"--work {args.work}", f"--profile {args.profile}",
-             "--seeds " + " ".join(map(str, args.seeds))]
-    if args.data is not None:
-        parts.append(f"--data {args.data}")
-    else:
-        parts.append(f"--synth-size {args.synth_size} --synth-seed {args.synth_seed}")
-    if args.ablation_seeds:
-        parts.append("--ablation-seeds " + " ".join(map(str, args.ablation_seeds)))
-    if args.epochs:
-        parts.append(f"--epochs {args.epochs}")
-    if args.machine_types:
-        parts.append("--machine-types " + " ".join(args.machine_types))
-    return " ".join(parts)
+    synthetic = args.data is None
+    return command_line("results", [
+        ("--out", args.out), ("--work", args.work), ("--profile", args.profile), ("--seeds", args.seeds),
+        ("--data", args.data), ("--synth-size", args.synth_size if synthetic else None),
+        ("--synth-seed", args.synth_seed if synthetic else None), ("--ablation-seeds", args.ablation_seeds or None),
+        ("--epochs", args.epochs or None), ("--machine-types", args.machine_types or None)])

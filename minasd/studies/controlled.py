@@ -2,7 +2,7 @@
 
 ``minasd controlled --data ROOT --work WORK --out OUT`` (or :func:`run_controlled`)
 trains and evaluates, per machine type, one **row** per controlled change, each through
-:func:`minasd.experiment.experiment` in its own experiment folder ``WORK/rows/<row>/``
+:func:`minasd.studies.experiment.experiment` in its own experiment folder ``WORK/rows/<row>/``
 (so a row is resumable: the experiment skips finished types, an interrupted training
 resumes), and writes one table::
 
@@ -42,7 +42,7 @@ Rows (:data:`ROWS`; ``--rows`` picks a subset, in any order):
 * ``whole_clip``: no training.  The reference row's model; each clip is represented by the
   **mean of its S = 10 segment embeddings**, h is fitted on the held-out clips' means, and
   the clip score is h's score of the mean (no aggregation).  Kind and p are chosen on
-  sections 00-02 with :func:`minasd.experiment.select_on_dev` over the experiment's grid;
+  sections 00-02 with :func:`minasd.studies.experiment.select_on_dev` over the experiment's grid;
   note that h then has one point per held-out clip (6 per section at 60 clips and 10 %),
   so the larger p of the grid are skipped (recorded in ``detail``).
 * ``section_distance``: no training.  The reference row's numbers next to how far apart
@@ -66,13 +66,13 @@ Output (``OUT`` is meant to be committed; every path in it is relative):
     (one line);
   - ``method_{dev,eval}_{auc,pauc,hmean}``, ``baseline_{dev,eval}_{auc,pauc,hmean}``:
     harmonic means over sections 00-02 (dev) and 03-05 (eval), in percent, by
-    :func:`minasd.experiment.summary_table` (a type missing a section gets none);
+    :func:`minasd.studies.experiment.summary_table` (a type missing a section gets none);
   - ``diff_dev_hmean``, ``diff_eval_hmean``: method minus baseline (points);
   - ``baseline_same_clips_{dev,eval}_hmean``: the baseline refitted on the row's clips
     (``clips_*`` rows only);
   - ``method_eval_auc_{subtle,gross}``, ``baseline_eval_auc_{subtle,gross}``: on synthetic
     data, AUC (percent) of the normal clips of sections 03-05 against the anomalies of one
-    severity class (:func:`minasd.analysis.auc_by_class`);
+    severity class (:func:`minasd.studies.analysis.auc_by_class`);
   - ``val_section_acc``: the validation section accuracy (fraction) at the best epoch
     (the run's log), ``best_epoch``, ``epochs``, ``lam``, ``kind``, ``p`` (h chosen on
     00-02), ``train_clips_per_section`` (target clips, train + held out, per section);
@@ -81,11 +81,12 @@ Output (``OUT`` is meant to be committed; every path in it is relative):
     baseline), ``train_s`` (the run's training seconds, from its log), ``detail``.
 * ``OUT/controlled.json``: the same lines as records (with the selection, training facts
   and details), the row definitions, and provenance: the command, the data manifest
-  (:func:`minasd.evaluate.data_manifest`), the profile, seed, lambda, git commit, the
+  (:func:`minasd.provenance.data_manifest`), the profile, seed, lambda, git commit, the
   machine, wall time per row, and the CSV's SHA-256 (``csv_sha256``: written after the CSV, so
   :func:`load_controlled` tells a pair left half rewritten by an interruption).  Rewritten
   (atomically) after every finished line, by the scheduling process only: the jobs write
-  nothing but their own types' files in their row folders (``experiment(tables=False)``).  The
+  nothing but their own types' files in their row folders (``experiment(tables=False)``), run
+  ``--jobs`` at a time by :class:`minasd.studies.jobs.JobRunner` (as in ``minasd results``).  The
   resume unit is one (row, type); a rerun skips the lines whose settings are unchanged.
 
 Runs that already exist with the same settings (``--reuse-runs DIR``: e.g. the seed folder of
@@ -106,7 +107,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import platform
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -115,8 +115,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES
-from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit, sha256_file
+from ..config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES
+from ..io_utils import atomic_savez, atomic_write_json, atomic_write_text, sha256_file
+from .jobs import JobRunner, command_line, in_log, now, run_provenance
 
 SCHEMA = "minasd.controlled"
 #: Version of ``controlled.csv``/``controlled.json``; bump when a column or key changes.
@@ -202,8 +203,8 @@ class Context:
     reuse: tuple[Path, ...] = ()
 
     def experiment_kwargs(self, row: RowSpec, machine: str) -> dict:
-        """Arguments of :func:`minasd.experiment.experiment` for one training row and type."""
-        from .profiles import get_profile
+        """Arguments of :func:`minasd.studies.experiment.experiment` for one training row and type."""
+        from ..profiles import get_profile
 
         epochs, overrides = get_profile(self.profile).experiment_settings(epochs=row.epochs or self.epochs)
         overrides.update(row.overrides)  # the row's change, None included (encoder_b0: backbone None = B0)
@@ -232,9 +233,9 @@ def parse_rows(names: Sequence[str] | None) -> list[str]:
 
 def signature(ctx: Context, row: RowSpec) -> dict:
     """Everything a (row, type) line depends on; a line with another signature is recomputed."""
-    from .evaluate import data_manifest
     from .experiment import DEFAULT_GRID_P
-    from .profiles import get_profile
+    from ..profiles import get_profile
+    from ..provenance import data_manifest
 
     def train_sig(r: RowSpec) -> dict:
         kw = ctx.experiment_kwargs(r, "-")
@@ -308,7 +309,8 @@ _RUN_FIELDS_IGNORED = ("out_dir", "progress", "num_workers", "data_root", "devic
 def _same_finished_run(src: Path, want: dict, root: Path, device: str) -> bool:
     """True when ``src`` is a finished training run whose configuration is ``want`` (every field that
     changes what is learned; the data root compared resolved, the device after resolving ``auto``)."""
-    from .train import TrainConfig, resolve_device
+    from ..runs import resolve_device
+    from ..train import TrainConfig
 
     meta = src / "run.json"
     if not meta.is_file() or json.loads(meta.read_text()).get("status") != "finished":
@@ -337,7 +339,7 @@ def _reuse_runs(ctx: Context, row: RowSpec, machine: str) -> list[str]:
     first) or in the folders of ``ctx.reuse`` (experiment folders, such as a seed of ``minasd results``).  A copied
     run is the same training, not a retraining; returns one note per copied run (recorded in ``detail``)."""
     from .experiment import TRAINED, run_name
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     kw = ctx.experiment_kwargs(row, machine)
     sources = [ctx.work / ROWS_DIR / REFERENCE] + [Path(d) for d in ctx.reuse]
@@ -379,12 +381,12 @@ def whole_clip_part(ctx: Context, machine: str) -> dict:
     """The ``whole_clip`` row of one type: the reference's model, h on clip-mean embeddings.
 
     Kind and p are chosen on the development sections (00-02) with
-    :func:`minasd.experiment.select_on_dev` over :data:`minasd.experiment.DEFAULT_GRID_P`;
+    :func:`minasd.studies.experiment.select_on_dev` over :data:`minasd.studies.experiment.DEFAULT_GRID_P`;
     a candidate with more components/neighbours than held-out clips is skipped.
     """
-    from .evaluate import fit_sections, grid_scores, load_embeddings, section_scores
+    from ..evaluate import fit_sections, grid_scores, load_embeddings, section_scores
     from .experiment import DEFAULT_GRID_P, candidates, experiment, select_on_dev
-    from .metrics import auc_pauc
+    from ..metrics import auc_pauc
 
     kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
     experiment(**kw, tables=False)  # nothing to do when the reference row has run; otherwise it trains it
@@ -447,7 +449,7 @@ def section_param_distance(machine: str, sections: Sequence[int]) -> dict:
     >>> d["nearest"]["pair"], round(d["pairs"]["00-01"]["differing"]["f_rot"], 3)
     ('00-01', 0.04)
     """
-    from .synth import section_params
+    from ..synth import section_params
 
     params = {s: section_params(machine, s) for s in sections}
     pairs = {}
@@ -526,9 +528,9 @@ def embedding_section_accuracy(emb: np.ndarray, sections: np.ndarray) -> dict:
 def section_distance_part(ctx: Context, machine: str) -> dict:
     """The ``section_distance`` row of one type: the reference's numbers, section accuracy of the
     head and of the embedding, and (synthetic data) the spread of the generation parameters."""
-    from .evaluate import load_embeddings
+    from ..evaluate import load_embeddings
     from .experiment import experiment
-    from .synth import find_manifest
+    from ..provenance import find_synth_manifest
 
     kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
     experiment(**kw, tables=False)
@@ -538,7 +540,7 @@ def section_distance_part(ctx: Context, machine: str) -> dict:
     emb = embedding_section_accuracy(embs.test.emb[normal].mean(axis=1), embs.test.sections[normal])
     detail = {"embedding": emb}
     secs = sorted(int(s) for s in np.unique(embs.test.sections))
-    if find_manifest(ctx.root) is not None:
+    if find_synth_manifest(ctx.root) is not None:
         try:
             detail["params"] = section_param_distance(machine, secs)
         except (KeyError, IndexError) as err:  # a type or section the factory does not make
@@ -577,8 +579,8 @@ def baseline_on_clips(root: Path, machine: str, train_relpaths: Sequence[str] | 
     """
     import pandas as pd
 
-    from .baseline import BaselineConfig, clip_features, evaluate_features
-    from .data import index, protocol_clips
+    from ..baseline import BaselineConfig, clip_features, evaluate_features
+    from ..data import index, protocol_clips
 
     df = index(root)
     df = pd.concat([protocol_clips(df, split, machines=[machine]) for split in ("train", "test")])
@@ -628,17 +630,11 @@ def method_part(ctx: Context, row_name: str, machine: str) -> dict:
 
 
 def _run_task(kind: str, ctx: Context, row_name: str | None, machine: str, log_path: str | None) -> dict:
-    """One task in a worker (or inline): ``"baseline"`` or a row's method part."""
-    import contextlib
-
-    def go():
-        return baseline_part(ctx, machine) if kind == "baseline" else method_part(ctx, row_name, machine)
-
-    if log_path is None:
-        return go()
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as fh, contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
-        return go()
+    """One task in a worker (or inline): ``"baseline"`` or a row's method part; with a log path its
+    output goes there (parallel runs)."""
+    if kind == "baseline":
+        return in_log(log_path, baseline_part, ctx, machine)
+    return in_log(log_path, method_part, ctx, row_name, machine)
 
 
 # --------------------------------------------------------------------------------------
@@ -856,29 +852,67 @@ def format_controlled(table) -> str:
 
 def _command_line(args: argparse.Namespace) -> str:
     rel = os.path.relpath  # OUT names no machine's folders: paths relative to the working directory
-    parts = ["minasd controlled", f"--data {rel(args.data)}", f"--work {rel(args.work)}", f"--out {rel(args.out)}",
-             f"--profile {args.profile}", f"--lam {args.lam:g}", f"--seed {args.seed}"]
-    if args.rows:
-        parts.append("--rows " + " ".join(args.rows))
-    if args.machine_types:
-        parts.append("--machine-types " + " ".join(args.machine_types))
-    if args.epochs:
-        parts.append(f"--epochs {args.epochs}")
-    if args.reuse_runs:
-        parts.append("--reuse-runs " + " ".join(_shown_path(Path(d).resolve()) for d in args.reuse_runs))
-    return " ".join(parts)
+    return command_line("controlled", [
+        ("--data", rel(args.data)), ("--work", rel(args.work)), ("--out", rel(args.out)), ("--profile", args.profile),
+        ("--lam", f"{args.lam:g}"), ("--seed", args.seed), ("--rows", args.rows or None),
+        ("--machine-types", args.machine_types or None), ("--epochs", args.epochs or None),
+        ("--reuse-runs", [_shown_path(Path(d).resolve()) for d in args.reuse_runs] if args.reuse_runs else None)])
+
+
+def _machine_types(root: Path, wanted: Sequence[str] | None) -> list[str]:
+    """``--machine-types`` (each must have training clips under ``root``), or every type present, in
+    :data:`minasd.config.MACHINE_TYPES` order."""
+    from ..data import index, protocol_clips
+
+    present = sorted(set(protocol_clips(index(root), "train")["machine"]))
+    types = wanted or [m for m in MACHINE_TYPES if m in present] + sorted(set(present) - set(MACHINE_TYPES))
+    missing = [m for m in types if m not in present]
+    if missing:
+        raise ValueError(f"no training clips of {missing} under {root}; found {present}")
+    return types
+
+
+def _earlier_table(out: Path) -> tuple[dict, dict]:
+    """The lines ((row, type) -> record) and the provenance of an earlier ``OUT/controlled.json``;
+    none when there is none or it has another schema version."""
+    old = json.loads((out / JSON_NAME).read_text()) if (out / JSON_NAME).is_file() else {}
+    if old and old.get("schema_version") != SCHEMA_VERSION:
+        print(f"[controlled] {out / JSON_NAME} has schema v{old.get('schema_version')}: every line is recomputed")
+        old = {}
+    return {(r["row"], r["machine"]): r for r in old.get("records", [])}, old.get("provenance", {})
+
+
+def _rows_waiting_for_reference(lam: float) -> set[str]:
+    """Rows that wait for the reference row of their type: they need its model, or copy its run (a
+    variant other than proposed, such as no_mixup, needs a proposed run; a lambda row at ``--lam``)."""
+    return set(NEEDS_REFERENCE) | {n for n, r in ROWS.items() if r.kind == "train" and (
+        r.variant != "proposed" or (r.lam is not None and float(r.lam) == lam))}
+
+
+def _update_provenance(prov: dict, records: Mapping, args: argparse.Namespace, ctx: Context, profile,
+                       runner: JobRunner) -> dict:
+    """``prov`` updated for the table of ``records`` (every key but ``invocations``)."""
+    from ..provenance import data_manifest
+
+    root = Path(args.data)
+    wall = {}
+    for r in records.values():
+        wall[r["row"]] = round(wall.get(r["row"], 0.0) + float(r["line"].get("wall_s") or 0.0), 1)
+    prov.update({
+        "command": _command_line(args), "data": data_manifest(root), "data_root": os.path.relpath(root),
+        "profile": profile.to_dict(), "epochs": ctx.epochs, "lam": ctx.lam, "seed": ctx.seed,
+        "machine_types": sorted({r["machine"] for r in records.values()}),
+        **run_provenance(runner, args.device),  # git_commit, machine, parallel
+        "wall_s_per_row": wall, "shared_baseline": f"{BASELINE_DIR}/ under --work (variants ['baseline'])",
+        "updated_at": now()})
+    return prov
 
 
 def run_controlled(args: argparse.Namespace) -> int:
     """Run ``minasd controlled`` (module docstring) and print :func:`format_controlled`."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    import multiprocessing as mp
-
-    from .data import index, protocol_clips
-    from .evaluate import data_manifest
-    from .profiles import get_profile
-    from .results import InlinePool, job_init, default_jobs
-    from .synth import find_manifest, read_labels
+    from ..profiles import get_profile
+    from ..provenance import find_synth_manifest
+    from ..synth import read_labels
 
     t_start = time.perf_counter()
     rows = parse_rows(args.rows)
@@ -886,15 +920,8 @@ def run_controlled(args: argparse.Namespace) -> int:
     root, work, out = Path(args.data), Path(args.work), Path(args.out)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist (pass --data)")
-    present = sorted(set(protocol_clips(index(root), "train")["machine"]))
-    types = args.machine_types or [m for m in MACHINE_TYPES if m in present] + sorted(set(present) - set(MACHINE_TYPES))
-    missing = [m for m in types if m not in present]
-    if missing:
-        raise ValueError(f"no training clips of {missing} under {root}; found {present}")
-    jobs = args.jobs or default_jobs(args.device)
-    if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    types = _machine_types(root, args.machine_types)
+    runner = JobRunner.plan(args.jobs, args.device, work / "logs")
     ctx = Context(root=root.resolve(), work=work.resolve(), profile=profile.name,
                   epochs=profile.settings(epochs=args.epochs)["epochs"],
                   lam=float(args.lam), seed=args.seed, device=args.device, progress=not args.quiet,
@@ -902,14 +929,9 @@ def run_controlled(args: argparse.Namespace) -> int:
     for d in ctx.reuse:
         if not (d / "runs").is_dir():
             raise FileNotFoundError(f"--reuse-runs {d}: not an experiment folder (no runs/ in it)")
-    labels = read_labels(root) if find_manifest(root) is not None else None
+    labels = read_labels(root) if find_synth_manifest(root) is not None else None
 
-    old = json.loads((out / JSON_NAME).read_text()) if (out / JSON_NAME).is_file() else {}
-    if old and old.get("schema_version") != SCHEMA_VERSION:
-        print(f"[controlled] {out / JSON_NAME} has schema v{old.get('schema_version')}: every line is recomputed")
-        old = {}
-    records = {(r["row"], r["machine"]): r for r in old.get("records", [])}
-    prov = old.get("provenance", {})
+    records, prov = _earlier_table(out)
     sigs = {n: signature(ctx, ROWS[n]) for n in rows}
     todo = [(n, m) for n in rows for m in types
             if (n, m) not in records or records[(n, m)].get("signature") != sigs[n]]
@@ -918,78 +940,51 @@ def run_controlled(args: argparse.Namespace) -> int:
             if (n, m) not in todo:
                 print(f"[controlled] {n} {m}: up to date in {out / JSON_NAME}, skipped")
 
-    def provenance() -> dict:
-        wall = {}
-        for r in records.values():
-            wall[r["row"]] = round(wall.get(r["row"], 0.0) + float(r["line"].get("wall_s") or 0.0), 1)
-        prov.update({
-            "command": _command_line(args), "data": data_manifest(root), "data_root": os.path.relpath(root),
-            "profile": profile.to_dict(), "epochs": ctx.epochs, "lam": ctx.lam, "seed": ctx.seed,
-            "machine_types": sorted({r["machine"] for r in records.values()}), "git_commit": git_commit(),
-            "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                        "cpu_count": os.cpu_count(), "device": args.device},
-            "parallel": {"jobs": jobs, "threads_per_job": threads if jobs > 1 else None},
-            "wall_s_per_row": wall, "shared_baseline": f"{BASELINE_DIR}/ under --work (variants ['baseline'])",
-            "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-        return prov
-
     # tasks: the shared baseline of each type with work to do, then the rows; a row that needs the
     # reference's model (or reuses its run: no_mixup) waits for the reference of its type
-    pending = [("baseline", None, m) for m in types if any(t[1] == m for t in todo)]
-    pending += [("row", n, m) for n, m in todo]
-    waits_for_ref = set(NEEDS_REFERENCE) | {n for n in ROWS if ROWS[n].kind == "train" and (
-        ROWS[n].variant != "proposed" or (ROWS[n].lam is not None and float(ROWS[n].lam) == ctx.lam))}
+    tasks = [("baseline", None, m) for m in types if any(t[1] == m for t in todo)]
+    tasks += [("row", n, m) for n, m in todo]
+    waits_for_ref = _rows_waiting_for_reference(ctx.lam)
     bases: dict[str, dict] = {}
     parts: dict[tuple[str, str], dict] = {}
-    print(f"[controlled] {len(todo)} (row, type) lines to compute: {todo}; {jobs} job(s) at a time"
-          + (f", {threads} thread(s) each; logs in {work / 'logs'}" if jobs > 1 else ""), flush=True)
-    pool = (ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=job_init,
-                                initargs=(threads,)) if jobs > 1 else InlinePool())
-    running: dict = {}
+    print(f"[controlled] {len(todo)} (row, type) lines to compute: {todo}; {runner.jobs} job(s) at a time"
+          f"{runner.note()}", flush=True)
 
-    def ref_busy(m: str) -> bool:
-        keys = [("row", REFERENCE, m)]
-        return any(t in pending for t in keys) or any(t in running.values() for t in keys)
+    def waits(task: tuple, queued: list) -> bool:
+        kind, n, m = task
+        return kind == "row" and n in waits_for_ref and n != REFERENCE and ("row", REFERENCE, m) in queued
+
+    def submit(pool, task: tuple):
+        kind, n, m = task
+        log = runner.log(f"{n or 'baseline'}_{m}")
+        print(f"[controlled] {n or 'baseline'} {m}: started" + (f" (log {log})" if log else ""), flush=True)
+        return pool.submit(_run_task, kind, ctx, n, m, log)
+
+    def keep(task: tuple, result: dict) -> None:
+        kind, n, m = task
+        if kind == "baseline":
+            bases[m] = result
+        else:
+            parts[(n, m)] = result
 
     def flush() -> None:
+        """Write every line whose method part and baseline are both in."""
         for (n, m) in list(parts):
             if m in bases:
                 part = parts.pop((n, m))
                 line = assemble(ROWS[n], m, part, bases[m], labels, ctx.seed)
                 records[(n, m)] = {"row": n, "machine": m, "signature": sigs[n], "line": line,
                                    "selected": part.get("selected"), "training": part.get("training"),
-                                   "run": part.get("run"), "detail": part.get("detail"),
-                                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-                write_table(out, list(records.values()), provenance())
+                                   "run": part.get("run"), "detail": part.get("detail"), "finished_at": now()}
+                write_table(out, list(records.values()), _update_provenance(prov, records, args, ctx, profile, runner))
                 print(f"[controlled] {n} {m}: eval hmean {line['method_eval_hmean']} vs baseline "
                       f"{line['baseline_eval_hmean']}; {line['wall_s']} s; wrote {out / CSV_NAME}", flush=True)
 
-    with pool:
-        while pending or running:
-            for task in list(pending):
-                if len(running) >= jobs:
-                    break
-                kind, n, m = task
-                if kind == "row" and n in waits_for_ref and n != REFERENCE and ref_busy(m):
-                    continue
-                pending.remove(task)
-                log = str(work / "logs" / f"{n or 'baseline'}_{m}.log") if jobs > 1 else None
-                print(f"[controlled] {n or 'baseline'} {m}: started" + (f" (log {log})" if log else ""), flush=True)
-                running[pool.submit(_run_task, kind, ctx, n, m, log)] = task
-            if not running:  # only rows waiting for a reference that is neither pending nor running
-                raise RuntimeError(f"tasks {pending} wait for a reference row that is not scheduled")
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                kind, n, m = running.pop(fut)
-                if kind == "baseline":
-                    bases[m] = fut.result()
-                else:
-                    parts[(n, m)] = fut.result()
-            flush()
-    prov = provenance()
+    runner.run(tasks, submit, keep, waits, after_round=flush)
+    prov = _update_provenance(prov, records, args, ctx, profile, runner)
     prov.setdefault("invocations", []).append({"wall_s": round(time.perf_counter() - t_start, 1), "rows": rows,
                                                "machine_types": types, "computed": [list(t) for t in todo],
-                                               "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                               "finished_at": now()})
     write_table(out, list(records.values()), prov)
     print(format_controlled(load_controlled(out)))
     return 0

@@ -1,0 +1,59 @@
+"""The paper's published numbers, typed in from its text (Book: chapters 6 and 7).
+
+Kuroyanagi, Hayashi, Takeda, Toda, "Improvement of serial approach to anomalous sound
+detection by incorporating two binary cross-entropies for outlier exposure",
+EUSIPCO 2022: Table II (the proposed method against three other systems) and Table III
+(its ablations).  Every value is the harmonic mean of AUC and pAUC (p = 0.1) in percent
+over the test sections 03-05 of a machine type (``All/Har-mean``: over every type and
+section), on the real DCASE 2021 Task 2 data.  Nothing here is computed.
+
+>>> float(table3().loc["w/o h", "All/Har-mean"])
+56.93
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import MACHINE_TYPES
+
+SOURCE = "Kuroyanagi et al. (EUSIPCO 2022)"
+#: What the paper's numbers were measured on.
+DATA = ("real DCASE 2021 Task 2 recordings (MIMII DUE, ToyADMOS2), source domain, sections 03-05; "
+        "EfficientNet-B0, 300 epochs, GPU")
+#: The tables' columns: the machine types in the paper's order (which is MACHINE_TYPES'), then the overall one.
+COLUMNS: list[str] = [*MACHINE_TYPES, "All/Har-mean"]
+
+# Rows as printed: fan, gearbox, pump, valve, slider, ToyCar, ToyTrain, All/Har-mean (and Table II's #models).
+_TABLE2 = {
+    "Parallel method": ([56.11, 62.43, 85.33, 66.68, 74.58, 68.46, 69.04, 67.93], 5),
+    "Serial method": ([82.37, 66.22, 77.21, 72.06, 78.02, 54.72, 50.88, 66.78], 1),
+    "DDCSAD": ([69.21, 58.13, 68.55, 75.66, 59.56, 57.71, 57.71, 63.12], 3),
+    "Proposed method": ([84.35, 68.42, 71.60, 65.03, 83.97, 62.08, 58.83, 69.42], 1),
+}
+_TABLE3 = {
+    "Proposed method": [84.35, 68.42, 71.60, 65.03, 83.97, 62.08, 58.83, 69.42],
+    "w/o Mixup": [86.35, 71.54, 66.52, 67.66, 81.88, 52.51, 59.90, 67.75],
+    "w/o h": [64.34, 49.80, 66.25, 57.19, 61.69, 50.51, 53.35, 56.93],
+    "Only product-ID classification": [85.39, 66.07, 66.88, 58.16, 70.50, 51.68, 52.78, 62.79],
+}
+#: Table III's row of each variant of :mod:`minasd.studies.experiment`.
+TABLE3_ROWS: dict[str, str] = {"proposed": "Proposed method", "no_mixup": "w/o Mixup", "wo_h": "w/o h",
+                               "product_only": "Only product-ID classification"}
+
+
+def table2() -> pd.DataFrame:
+    """The paper's Table II: rows Parallel method, Serial method, DDCSAD, Proposed method;
+    columns :data:`COLUMNS` [%] and ``#models`` (trained models one machine type needs)."""
+    return pd.DataFrame([[*values, n_models] for values, n_models in _TABLE2.values()],
+                        index=pd.Index(list(_TABLE2), name="method"), columns=[*COLUMNS, "#models"])
+
+
+def table3() -> pd.DataFrame:
+    """The paper's Table III: the proposed method and its ablations (rows named as in
+    :data:`TABLE3_ROWS`), columns :data:`COLUMNS` [%]."""
+    return pd.DataFrame(list(_TABLE3.values()), index=pd.Index(list(_TABLE3), name="method"), columns=COLUMNS)
+
+
+def label(table: str) -> str:
+    """Caption of the paper's ``table`` ("II" or "III"): the source, then the data it was measured on."""
+    return f"{SOURCE}, Table {table}. Data: {DATA}"

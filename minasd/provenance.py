@@ -1,0 +1,229 @@
+"""Which data a root holds, and the words every table, figure and command uses for it (Book: chapter 1).
+
+A data root is one of three things, and :func:`data_manifest` says which:
+
+* **synthetic**: ``minasd synth`` left its manifest (``minasd_synth.json``) in the root or
+  up to two folders above it, or the marker of an interrupted set
+  (``minasd_synth.partial.json``); :func:`find_synth_manifest` reads it;
+* **dcase2021**: ``minasd download`` left its record in the root
+  (:func:`minasd.download.download_manifest`) and every archive came from Zenodo's DCASE
+  2021 Task 2 records with its published MD5: the released files;
+* **dcase_layout**: anything else (another generator's set, a copy of unknown origin):
+  nothing says it is the released data, and no caption calls it real.
+
+Its record (keys ``kind``, ``synthetic``, ``note`` and what the kind adds) is what the
+results manifests and ``<run>/eval/results.json`` store as ``data``; run.json stores the
+form of :func:`run_data_record`.  Every caption names the data through
+:func:`data_caption` (or :func:`data_label` for a root, :func:`results_label` for results
+of ``minasd experiment``), so a reader always knows whether a number came from the
+synthetic factory or from real DCASE recordings.
+
+This module reads the synthetic set's manifest file itself and imports neither the
+generator (:mod:`minasd.synth`) nor torch: the training core and every caption can ask it
+cheaply.  (``synth.find_manifest`` does the same lookup and could later call
+:func:`find_synth_manifest`; the file names below must stay those of :mod:`minasd.synth`.)
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+from .download import download_manifest
+
+#: The finished synthetic set's manifest and an interrupted set's marker (the names of :mod:`minasd.synth`).
+SYNTH_MANIFEST_NAME = "minasd_synth.json"
+SYNTH_PARTIAL_NAME = "minasd_synth.partial.json"
+
+#: What :func:`data_manifest` says of a root known to hold the released DCASE 2021 files.
+REAL_DCASE_NOTE = "real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download)"
+#: ... and of a root of unknown origin (no synthetic manifest, no download manifest).
+UNKNOWN_DATA_NOTE = "DCASE layout, no minasd synth manifest (provenance unknown)"
+
+#: The encoder of the paper; results of any other backbone are labelled as a stand-in.
+PAPER_BACKBONE = "efficientnet_b0"
+
+
+# --------------------------------------------------------------------------------------
+# what a root holds
+# --------------------------------------------------------------------------------------
+
+
+def find_synth_manifest(path: str | Path, levels: int = 2) -> dict | None:
+    """The synthetic-set manifest that covers ``path``, or None for data that is not synthetic.
+
+    Looks in ``path`` and up to ``levels`` folders above it (a set may be indexed through
+    ``<set>/dev_data`` or ``<set>/dev_data/fan``) for the finished manifest or, failing
+    that, the marker of an interrupted set.  Returns the file's content plus
+    ``manifest_path`` and ``finished`` (False for an interrupted set).
+
+    Raises:
+        ValueError: a manifest or marker that is not valid JSON (named, with the fix).
+
+    >>> find_synth_manifest("/nonexistent") is None
+    True
+    """
+    here = Path(path).resolve()
+    for folder in [here, *here.parents][: levels + 1]:
+        for name, finished in ((SYNTH_MANIFEST_NAME, True), (SYNTH_PARTIAL_NAME, False)):
+            f = folder / name
+            if f.is_file():
+                return {**_read_synth_json(f, finished), "manifest_path": str(f), "finished": finished}
+    return None
+
+
+def _read_synth_json(f: Path, finished: bool) -> dict:
+    try:
+        return json.loads(f.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        what = "manifest" if finished else "marker"
+        raise ValueError(f"synthetic-set {what} {f} is not valid JSON ({err}); regenerate the set") from None
+
+
+def data_manifest(root: str | Path) -> dict:
+    """What is known of the data root: keys ``kind``, ``synthetic`` and ``note`` always.
+
+    ``kind`` is ``"synthetic"`` (adds seed, size, generator version, machine types and
+    ``finished``; the note says "(incomplete set)" for an interrupted one), ``"dcase2021"``
+    (adds the machine types and parts downloaded) or ``"dcase_layout"`` (module docstring).
+    This record is the ``data`` of the results manifests and of ``<run>/eval/results.json``.
+
+    >>> data_manifest("/nonexistent")["kind"]
+    'dcase_layout'
+    """
+    m = find_synth_manifest(root)
+    if m is not None:
+        note = m.get("note", "synthetic data - not DCASE") + ("" if m["finished"] else " (incomplete set)")
+        return {"kind": "synthetic", "synthetic": True, "seed": m.get("seed"), "size": m.get("size"),
+                "generator_version": m.get("generator_version"), "machine_types": m.get("machine_types"),
+                "finished": m["finished"], "note": note}
+    dl = download_manifest(root)
+    if dl is not None and dl.get("zenodo"):
+        return {"kind": "dcase2021", "synthetic": False, "machine_types": dl["machine_types"], "parts": dl["parts"],
+                "note": REAL_DCASE_NOTE}
+    return {"kind": "dcase_layout", "synthetic": False, "note": UNKNOWN_DATA_NOTE}
+
+
+def run_data_record(root: str | Path) -> dict:
+    """The ``data`` of a training run's run.json: :func:`data_manifest`'s record, except that a
+    synthetic set keeps its whole manifest under ``manifest`` (the form run.json has always had:
+    ``{"kind": "synthetic", "synthetic": True, "manifest": {...}}``).
+
+    >>> run_data_record("/nonexistent") == data_manifest("/nonexistent")
+    True
+    """
+    m = find_synth_manifest(root)
+    if m is None:
+        return data_manifest(root)
+    return {"kind": "synthetic", "synthetic": True, "manifest": {k: v for k, v in m.items() if k != "manifest_path"}}
+
+
+# --------------------------------------------------------------------------------------
+# the words of captions, titles and printed lines
+# --------------------------------------------------------------------------------------
+
+#: How a caption names synthetic data, by form (:func:`data_caption`).
+SYNTHETIC_WORDS = {
+    "short": "SYNTHETIC data",  # the chapters' source lines
+    "line": "SYNTHETIC data, not DCASE",  # minasd evaluate's printed line
+    "table": "SYNTHETIC (not DCASE; not comparable with the paper)",  # minasd experiment's text tables
+    "label": "SYNTHETIC data (minasd.synth v{version}, size {size}, seed {seed}{incomplete}; not DCASE)",
+    "summary": ("SYNTHETIC data (minasd.synth v{version}, size {size}{counts}; data seed {seed}; not DCASE), "
+                "so never a reproduction of the paper's numbers"),
+}
+
+
+def data_kind_label(data: Mapping) -> str:
+    """A caption's words for a data manifest that is not synthetic (:func:`data_manifest`).
+
+    Only a ``"dcase2021"`` record is called real; any other (also ``"real"``, which an
+    earlier minasd wrote for every root without a synthetic manifest) is of unknown origin.
+
+    >>> data_kind_label({"kind": "real", "synthetic": False})
+    'DCASE layout, no minasd synth manifest (provenance unknown)'
+    """
+    return REAL_DCASE_NOTE if data.get("kind") == "dcase2021" else UNKNOWN_DATA_NOTE
+
+
+def data_caption(data: Mapping, form: str = "label", counts: str = "", flag_incomplete: bool = True) -> str:
+    """The words that name the data of a :func:`data_manifest` record in a caption.
+
+    Synthetic data is named in one of the forms of :data:`SYNTHETIC_WORDS`; any other data by
+    :func:`data_kind_label` whatever the form.
+
+    Args:
+        data: a :func:`data_manifest` record (as stored in a results manifest).
+        form: ``"short"``, ``"line"``, ``"table"``, ``"label"`` or ``"summary"``.
+        counts: the ``"summary"`` form's clip counts of the set's size (``": 60 training clips ..."``).
+        flag_incomplete: the ``"label"`` form says ``INCOMPLETE set`` for an interrupted set
+            (:func:`data_label` does; :func:`results_label` has never done so).
+
+    >>> data_caption({"synthetic": True, "generator_version": "1.2", "size": "tiny", "seed": 5, "finished": False})
+    'SYNTHETIC data (minasd.synth v1.2, size tiny, seed 5, INCOMPLETE set; not DCASE)'
+    >>> data_caption({"kind": "dcase2021", "synthetic": False}, "short")
+    'real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download)'
+    """
+    if form not in SYNTHETIC_WORDS:
+        raise ValueError(f"form must be one of {list(SYNTHETIC_WORDS)}, got {form!r}")
+    if not data.get("synthetic"):
+        return data_kind_label(data)
+    incomplete = ", INCOMPLETE set" if flag_incomplete and data.get("finished") is False else ""
+    return SYNTHETIC_WORDS[form].format(version=data.get("generator_version"), size=data.get("size"),
+                                        seed=data.get("seed"), counts=counts, incomplete=incomplete)
+
+
+def data_label(root: str | Path) -> str:
+    """A one-line description of the data under ``root`` for captions and table titles (Book: chapter 1).
+
+    >>> data_label("/nonexistent")  # no synthetic manifest, no download manifest: origin unknown
+    'DCASE layout, no minasd synth manifest (provenance unknown): /nonexistent'
+    """
+    data = data_manifest(root)
+    if not data["synthetic"]:
+        return f"{data_kind_label(data)}: {root}"
+    return data_caption(data, "label")
+
+
+def backbone_label(backbone: str | None) -> str:
+    """Caption words for an encoder: the paper's, or a stand-in said plainly.
+
+    >>> backbone_label("mobilenetv3_small_050")
+    "backbone mobilenetv3_small_050, a CPU stand-in, not the paper's EfficientNet-B0"
+    """
+    if not backbone or backbone in (PAPER_BACKBONE, "tf_efficientnet_b0"):
+        return "backbone EfficientNet-B0 (the paper's)"
+    return f"backbone {backbone}, a CPU stand-in, not the paper's EfficientNet-B0"
+
+
+def _epochs_words(prov: Mapping, machine: str | None) -> str:
+    """``epochs 4``, ``epochs 2-4 (runs differ)``, ``epochs 2 of 4 planned`` or ``epochs n/a``."""
+    ep = prov.get("epochs", {})
+    done = sorted({int(v) for m, per in ep.items() if machine in (None, m) for v in per.values() if v is not None})
+    planned = prov.get("config", {}).get("epochs")
+    if not done:
+        words = "epochs n/a"
+    elif len(done) == 1:
+        words = f"epochs {done[0]}"
+    else:
+        words = f"epochs {done[0]}-{done[-1]} (runs differ)"
+    return words + (f" of {planned} planned" if planned and done and max(done) < planned else "")
+
+
+def results_label(loaded: dict, machine: str | None = None) -> str:
+    """One caption line for results of ``minasd experiment``: data, scale, epochs, backbone, device.
+
+    Args:
+        loaded: :func:`minasd.studies.experiment.load_results` output.
+        machine: restrict the epoch count to this machine type.
+
+    Book: chapters 4-9.
+    """
+    prov = loaded["manifest"]["provenance"]
+    what = data_caption(prov.get("data", {}), "label", flag_incomplete=False)
+    overrides = prov.get("config", {}).get("train_overrides", {})
+    backbone = backbone_label(overrides.get("backbone"))
+    profile = f"profile {overrides['profile']}; " if overrides.get("profile") else ""
+    seed = prov.get("config", {}).get("seed")
+    seeds = f"; seed {seed}" if seed is not None else ""
+    device = prov.get("device_name") or prov.get("device")
+    return f"{what}; {profile}{_epochs_words(prov, machine)}; {backbone}{seeds}; device {device}"
