@@ -1,11 +1,14 @@
 """minasd: anomalous sound detection with two binary cross-entropies for outlier
 exposure (Kuroyanagi et al., 2022), as a small library and a Jupyter Book.
 
-Modules, one responsibility each: ``config`` (shared facts, Table I), ``paper``
-(the paper's Tables II and III, typed in),
-``data`` (DCASE layout, audio), ``download`` (Zenodo), ``synth`` (synthetic
-factory), ``features`` (log-mel), ``model``, ``losses``, ``sampler``,
-``mixup``, ``train``, ``inlier``, ``scoring``, ``metrics``, ``viz``, ``cli``.
+Modules, one responsibility each (ARCHITECTURE.md draws the layers): the method's
+``data`` (DCASE layout, audio), ``features`` (log-mel), ``model``, ``losses``,
+``sampler``, ``mixup``, ``train``, ``runs`` (the run folder), ``inlier``, ``scoring``,
+``metrics``, ``evaluate`` and ``detector``; around it ``config`` (shared facts, Table I),
+``profiles``, ``provenance`` (what data a root holds), ``dcase_files`` (the evaluator's
+files), ``commands`` and ``cli``, ``download`` (Zenodo), ``synth`` (synthetic factory),
+``baseline``, ``paper`` (the paper's Tables II and III, typed in) and ``viz``; the studies
+built on the method live in ``minasd.studies``.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ __all__ = ["Detector", "__version__"]
 
 def __getattr__(name: str):
     # ``minasd.Detector`` is imported on first use, so ``import minasd`` (and ``minasd --help``)
-    # stays light: the detector's module pulls in evaluation, scikit-learn and, when used, torch.
+    # stays light: ``minasd --help`` imports only ``minasd.cli`` (tests/test_cli.py checks it).
     if name == "Detector":
         from .detector import Detector
 

@@ -19,7 +19,6 @@ from typing import Mapping, Sequence
 from . import provenance as _provenance
 
 # the chapters' caption words, defined in minasd.provenance (the one description of the data)
-PAPER_BACKBONE = _provenance.PAPER_BACKBONE
 backbone_label = _provenance.backbone_label
 data_label = _provenance.data_label
 results_label = _provenance.results_label

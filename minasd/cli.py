@@ -1,10 +1,11 @@
 """The ``minasd`` command line.
 
-Each sub-command lives in the module that does the work, which provides an
-``add_<name>_arguments(parser)`` and a ``run_<name>(args)`` pair; this file
-only wires them, importing each module when its command runs so that
-``minasd --help`` stays fast and a CPU-only machine never imports CUDA code it
-does not use.
+Each sub-command is an ``add_<name>_arguments(parser)`` and ``run_<name>(args)``
+pair in the module named in :data:`COMMANDS` (the method's own commands in
+:mod:`minasd.commands`, the studies' in their modules); this file only wires
+them, importing the one module of the command being run, so that ``minasd --help``
+imports no command module (and no torch) and a CPU-only machine never imports
+CUDA code it does not use.
 
     minasd demo                      # main job: small synthetic set -> summary (README)
     minasd index ROOT                # what minasd.data.index finds under a DCASE-style root
@@ -79,7 +80,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     Every command is listed (its help text comes from :data:`COMMANDS`), but only the
     sub-parser of ``command`` gets its arguments, so ``minasd --help`` imports no command
-    module and ``minasd train ...`` imports :mod:`minasd.train` alone.  ``command=None``
+    module and ``minasd train ...`` imports :mod:`minasd.commands` alone (which imports
+    :mod:`minasd.train` only when the command runs).  ``command=None``
     gives the list of commands without any of their arguments.
     """
     parser = argparse.ArgumentParser(

@@ -165,7 +165,7 @@ def write_dcase_files(directory: Path, machine: str, data_root: Path, scored: di
     Args:
         directory: ``<run>/eval/dcase``.
         data_root: the root the clip paths are relative to (their names give the domain).
-        scored: section -> list of :func:`section_scores` entries (``clips``, ``h``).
+        scored: section -> list of :func:`minasd.evaluate.section_scores` entries (``clips``, ``h``).
         thresholds: section -> decision threshold.  Book: chapter 5.
     """
     from .data import parse_filename

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .profiles import PROFILES
+from .runs import run_paths
 
 DEFAULT_OUT = Path("out/demo")
 
@@ -80,7 +81,7 @@ def _inlier_that_fits(run_dir: Path, machine: str) -> tuple[str, int]:
     from .data import parse_filename
 
     hp = hparams_for(machine)
-    val = json.loads((run_dir / "split.json").read_text())["val"]
+    val = json.loads((run_paths(run_dir).split).read_text())["val"]
     per_section = Counter(parse_filename(v).section for v in val)
     n_min = min(per_section.values()) * N_SEGMENTS
     limit = n_min if hp.inlier == "gmm" else n_min - 1  # LOF needs more points than neighbours
@@ -181,7 +182,7 @@ def _write_figures(machine: str, log: list[dict], res: dict, run_dir: Path, scal
         written.append(_save_figure(viz.plot_roc(curves, caption=f"{machine} ROC per section (h + aggregation). "
                                                                  f"Data: {scale}."),
                                     fig_dir / f"{machine}_roc.png"))
-    scores = pd.read_csv(run_dir / "eval" / "scores.csv")
+    scores = pd.read_csv(run_paths(run_dir).scores)
     known = scores[scores.label >= 0]
     if len(known):
         written.append(_save_figure(
@@ -221,7 +222,7 @@ def run_demo(args: argparse.Namespace) -> int:
         cfg = TrainConfig(machine_type=machine, data_root=str(root), out_dir=str(args.out / "runs" / machine),
                           **settings, device=args.device, seed=args.seed, progress=progress)
         run_dir = _train_or_reuse(cfg, progress)
-        log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines() if line.strip()]
+        log = [json.loads(line) for line in (run_paths(run_dir).log).read_text().splitlines() if line.strip()]
         acc = _section_accuracy(log)
         res = _evaluate_or_reuse(run_dir, machine, args.device, progress)
         scale = (f"{label}; profile {profile.name}: {backbone}, {epochs} epochs, seed {args.seed}, "

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from .runs import (DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR, check_evaluated_run, load_model,
-                   resolve_device)
+                   resolve_device, run_paths)
 
 
 @dataclass
@@ -237,7 +237,7 @@ class Detector:
             raise ValueError(f"{cfg_path} was made with the checkpoint of epoch {cfg['checkpoint']['epoch']}, the run "
                              f"now holds epoch {meta['checkpoint']['epoch']}: re-run `{eval_cmd} --overwrite`")
         machine = meta["machine_type"]
-        norm = load_norm_stats(run_dir / "norm_stats.json")[machine]
+        norm = load_norm_stats(run_paths(run_dir).norm_stats)[machine]
         hset = InlierSet.load(run_dir, INLIER_DIR)
         thresholds = {int(k): float(v["value"]) for k, v in cfg["thresholds"].items()}
         if sorted(thresholds) != hset.sections:

@@ -78,7 +78,7 @@ from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_co
 from .metrics import hmean_or_none
 from .provenance import data_manifest
 from .runs import (DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR, RESULTS_FILE, check_run_dir, load_model,
-                   resolve_device)
+                   resolve_device, run_paths)
 
 #: Percentile of the held-out normal clip scores used as the decision threshold.
 THRESHOLD_PERCENTILE = 90.0
@@ -287,7 +287,7 @@ def _heldout_paths(root: Path, run_dir: Path) -> tuple[list[str], list[int], lis
 
     from .data import parse_filename, protocol_clips
 
-    split_file = run_dir / "split.json"
+    split_file = run_paths(run_dir).split
     val = sorted(json.loads(split_file.read_text()).get("val", []))
     missing = [p for p in val if not (root / p).is_file()]
     if missing:
@@ -348,7 +348,7 @@ def _target_norm(run_dir: Path, machine: str):
     """The run's amplitude statistics of its target type (``norm_stats.json``)."""
     from .data import load_norm_stats
 
-    norm_all = load_norm_stats(run_dir / "norm_stats.json")
+    norm_all = load_norm_stats(run_paths(run_dir).norm_stats)
     if machine not in norm_all:
         raise ValueError(f"{run_dir / 'norm_stats.json'} has no statistics of {machine!r} (it has {sorted(norm_all)})")
     return norm_all[machine]
@@ -389,8 +389,8 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
         raise FileNotFoundError(f"data root {root} does not exist (pass --data to say where the data are)")
     machine = meta["machine_type"]
     norm = _target_norm(run_dir, machine)
-    embed = _Embedder(model, norm, dev, root, run_dir / EVAL_DIR / "cache",
-                      sha256_file(run_dir / "checkpoints" / f"{which}.pt"), which, meta.get("model"),
+    embed = _Embedder(model, norm, dev, root, run_paths(run_dir).cache,
+                      sha256_file(run_paths(run_dir).checkpoint(which)), which, meta.get("model"),
                       int(meta["model"]["n_sections"]), progress)
 
     val, val_sections, excluded = _heldout_paths(root, run_dir)
@@ -567,7 +567,7 @@ def _evaluation_settings(run_dir: Path, inlier: str | None, p: int | None, aggre
     """``(kind, p, aggregation, run_sections, sections)``: the arguments, else Table I from ``run.json``; checked."""
     from .scoring import AGGREGATIONS, default_aggregation
 
-    meta0 = json.loads((run_dir / "run.json").read_text())
+    meta0 = json.loads(run_paths(run_dir).run_json.read_text())
     hp = meta0.get("hparams", {})
     kind = inlier or hp.get("inlier")
     p = int(p if p is not None else hp.get("p"))

@@ -13,7 +13,7 @@ trainer and then by the evaluation::
     <run>/inlier/            h per section (minasd evaluate)
     <run>/eval/              detector.json, results.json, tables, DCASE files, cache (minasd evaluate)
 
-This module is the one place that knows that layout.  :func:`minasd.train.train` asks it
+This module is the one place that knows that layout (:class:`RunPaths` spells every file).  :func:`minasd.train.train` asks it
 to prepare or resume the folder, to record the split, the log, ``run.json`` and the
 checkpoints; :mod:`minasd.evaluate` and :class:`minasd.detector.Detector` ask it for the
 names and checks of the files they need and load the model with :func:`load_model`.
@@ -62,6 +62,40 @@ RESULTS_FILE = "results.json"
 #: 2: DCASE files per domain (target-domain test clips included), ``n_target_test``,
 #: ``checkpoint_sha256`` and ``heldout_excluded``; labels never taken from the cache.
 EVAL_SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where each file of a run folder lives (the layout above); the one place that spells it.
+
+    >>> RunPaths(Path("runs/fan")).checkpoint("best").as_posix()
+    'runs/fan/checkpoints/best.pt'
+    """
+
+    root: Path
+
+    config = property(lambda self: self.root / "config.yaml")
+    run_json = property(lambda self: self.root / "run.json")
+    split = property(lambda self: self.root / "split.json")
+    norm_stats = property(lambda self: self.root / "norm_stats.json")
+    log = property(lambda self: self.root / "log.jsonl")
+    inlier = property(lambda self: self.root / INLIER_DIR)
+    eval = property(lambda self: self.root / EVAL_DIR)
+    dcase = property(lambda self: self.root / EVAL_DIR / "dcase")
+    scores = property(lambda self: self.root / EVAL_DIR / "scores.csv")
+    sections = property(lambda self: self.root / EVAL_DIR / "sections.csv")
+    cache = property(lambda self: self.root / EVAL_DIR / "cache")
+
+    def checkpoint(self, which: str) -> Path:
+        """``checkpoints/<which>.pt`` (``best`` or ``last``)."""
+        return self.root / "checkpoints" / f"{which}.pt"
+
+
+def run_paths(run_dir: str | os.PathLike) -> RunPaths:
+    """The :class:`RunPaths` of ``run_dir``."""
+    return RunPaths(Path(run_dir))
+
+
 #: Keys every checkpoint holds (``best.pt`` and ``last.pt``).
 CHECKPOINT_KEYS = ("model", "epoch", "model_spec")
 #: Keys ``last.pt`` holds on top, to resume a run.

@@ -1,15 +1,8 @@
 """Training the encoder f with the two binary cross-entropies (Book: chapter 4).
 
 ``train(TrainConfig(...))`` trains one model for one target machine type and
-writes a run directory::
-
-    <run>/config.yaml        the TrainConfig (YAML)
-    <run>/run.json           provenance: machine type, sections, hparams, ablations,
-                             seed, data (synthetic or real), version, commit, device, ...
-    <run>/split.json         {"train": [...], "val": [...]}, paths relative to data_root
-    <run>/norm_stats.json    amplitude statistics of the target type (training split)
-    <run>/log.jsonl          one JSON object per finished epoch
-    <run>/checkpoints/last.pt, <run>/checkpoints/best.pt
+writes a run directory (config.yaml, run.json, split.json, norm_stats.json,
+log.jsonl, checkpoints/; :mod:`minasd.runs` owns that layout and its resume rules).
 
 What the trainer does, and the choices it makes (METHOD.md; the paper is silent on
 the ones marked "choice"):

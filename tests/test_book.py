@@ -24,7 +24,7 @@ from minasd.studies.experiment import RESULTS_SCHEMA, RESULTS_SCHEMA_VERSION, TA
 
 
 def test_the_chapters_caption_words_are_the_provenance_modules():
-    for name in ("PAPER_BACKBONE", "backbone_label", "data_label", "results_label"):
+    for name in ("backbone_label", "data_label", "results_label"):
         assert getattr(book, name) is getattr(provenance, name), name
 
 

@@ -160,7 +160,7 @@ def test_download_extract_index_and_idempotence(zenodo, tmp_path):
 def test_download_manifest_decides_whether_the_root_is_called_real_dcase(zenodo, tmp_path, monkeypatch):
     from minasd import download
     from minasd.provenance import data_label, data_manifest
-    from minasd.studies.summary_view import data_label as manifest_label
+    from minasd.studies.summary_view import manifest_caption as manifest_label
 
     serve_dcase(zenodo)
     # the DCASE layout alone (another generator, a copy): nothing says these are the released files

@@ -117,6 +117,7 @@ import numpy as np
 
 from ..config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES
 from ..io_utils import atomic_savez, atomic_write_json, atomic_write_text, sha256_file
+from ..runs import run_paths
 from .jobs import JobRunner, command_line, in_log, now, run_provenance
 
 SCHEMA = "minasd.controlled"
@@ -274,7 +275,7 @@ def _train_clips_per_section(run_dir: Path) -> float | None:
     """Mean number of target clips (train + held out) per section of a run, from ``split.json``."""
     import re
 
-    split = run_dir / "split.json"
+    split = run_paths(run_dir).split
     if not split.is_file():
         return None
     sp = json.loads(split.read_text())
@@ -297,7 +298,7 @@ def _experiment_part(out_dir: Path, machine: str, variant: str, work: Path) -> d
                          for r in obj["sections"] if r["variant"] == variant],
             "scores": scores.drop(columns="variant").to_dict(orient="records"),
             "selected": ev["selected"], "training": training,
-            "val_section_acc": _best_epoch_acc(run_dir / "log.jsonl", training.get("best_epoch")),
+            "val_section_acc": _best_epoch_acc(run_paths(run_dir).log, training.get("best_epoch")),
             "train_clips_per_section": _train_clips_per_section(run_dir),
             "run": os.path.relpath(run_dir, work), "detail": {}}
 
@@ -312,10 +313,10 @@ def _same_finished_run(src: Path, want: dict, root: Path, device: str) -> bool:
     from ..runs import resolve_device
     from ..train import TrainConfig
 
-    meta = src / "run.json"
+    meta = run_paths(src).run_json
     if not meta.is_file() or json.loads(meta.read_text()).get("status") != "finished":
         return False
-    have = TrainConfig.from_yaml(src / "config.yaml").to_dict()
+    have = TrainConfig.from_yaml(run_paths(src).config).to_dict()
     if Path(have["data_root"]).resolve() != Path(root).resolve():
         return False
     try:
@@ -621,7 +622,7 @@ def method_part(ctx: Context, row_name: str, machine: str) -> dict:
         if notes:
             part["detail"]["reused"] = "; ".join(notes)
         if "max_train_clips_per_section" in row.overrides:
-            split = json.loads((ctx.work / part["run"] / "split.json").read_text())
+            split = json.loads(run_paths(ctx.work / part["run"]).split.read_text())
             part["baseline_same_clips"] = baseline_on_clips(
                 ctx.root, machine, split["train"] + split["val"], ctx.seed,
                 cache=ctx.work / BASELINE_DIR / "features" / f"{machine}.npz", progress=ctx.progress)
@@ -808,11 +809,11 @@ def controlled_label(prov: Mapping) -> str:
     ...                  ).split(") unless ")[1]
     'the row changes it; training seed 0 (one seed: differences of a few points are within seed spread); reference lambda 10; sections 03-05 reported, h chosen on 00-02; 2 CPU cores (cpu).'
     """
-    from .summary_view import data_label, profile_label
+    from .summary_view import manifest_caption, profile_label
 
     machine = prov.get("machine") or {}
     run = profile_label(prov)
-    return (f"{data_label(prov.get('data') or {})}. {run[0].upper()}{run[1:]} unless the row changes it; training seed "
+    return (f"{manifest_caption(prov.get('data') or {})}. {run[0].upper()}{run[1:]} unless the row changes it; training seed "
             f"{prov.get('seed')} (one seed: differences of a few points are within seed spread); reference lambda "
             f"{prov.get('lam'):g}; sections 03-05 reported, h chosen on 00-02; {machine.get('cpu_count')} CPU cores "
             f"({machine.get('device')}).")

@@ -72,6 +72,8 @@ from ..config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, hparams_for
 from ..io_utils import (atomic_savez, atomic_write_bytes, atomic_write_json, atomic_write_text, folder_lock,
                        git_commit, sha256_file)
 from ..profiles import DEFAULT_GRID_LAM
+from ..runs import run_paths
+from .jobs import now
 
 RESULTS_SCHEMA = "minasd.experiment"
 #: Version of the files under OUT/results; bump when a column or key changes.
@@ -230,8 +232,8 @@ def _evaluate_chosen(run_dir: Path, data_root: Path, kind: str, p: int, device: 
 
 
 def _run_epochs(run_dir: Path) -> dict:
-    meta = json.loads((run_dir / "run.json").read_text())
-    log = run_dir / "log.jsonl"
+    meta = json.loads(run_paths(run_dir).run_json.read_text())
+    log = run_paths(run_dir).log
     secs = sum(json.loads(line).get("seconds", 0.0) for line in log.read_text().splitlines() if line.strip()) \
         if log.is_file() else None
     return {"epochs_done": meta.get("epochs_done"), "epochs_planned": meta.get("hparams", {}).get("epochs"),
@@ -244,7 +246,7 @@ def _clip_scores(run_dir: Path, machine: str, variant: str, seed: int, column: s
     """Per-clip anomaly scores of an evaluated run (labelled protocol test clips), in :data:`SCORE_COLUMNS`."""
     import pandas as pd
 
-    df = pd.read_csv(run_dir / "eval" / "scores.csv")
+    df = pd.read_csv(run_paths(run_dir).scores)
     df = df[df["label"] >= 0]
     return [{"machine": machine, "section": int(r.section), "clip": Path(r.path).name, "label": int(r.label),
              "variant": variant, "seed": int(seed), "score": float(getattr(r, column))} for r in df.itertuples()]
@@ -282,7 +284,7 @@ def _tsne_sample(embs, model_run: Path, other_df, data_root: Path, device: str, 
     if picks:
         dev = resolve_device(device)
         model, _ = load_model(model_run, device=dev)
-        norm = load_norm_stats(model_run / "norm_stats.json")[machine]
+        norm = load_norm_stats(run_paths(model_run).norm_stats)[machine]
         sub = other_df.iloc[picks]
         waves = [load_audio(p) for p in sub["path"]]
         e, _, _ = extract_embeddings(model, waves, norm, device=dev, progress=progress)
@@ -396,7 +398,7 @@ def _select_and_evaluate(w: _TypeWork, variant: str, lams: Sequence[float]):
     w.roc[variant] = ev["roc"]["h"]
     # copy every per-epoch log of this variant
     for lam in lams:
-        src = w.out / "runs" / w.machine / run_name(variant, lam) / "log.jsonl"
+        src = run_paths(w.out / "runs" / w.machine / run_name(variant, lam)).log
         if src.is_file():
             w.writes.append((f"logs/{w.machine}/{run_name(variant, lam)}.jsonl", atomic_write_text, src.read_text()))
     return chosen, run_dir, ev, embs
@@ -445,7 +447,7 @@ def _commit_type(w: _TypeWork, t0: float) -> dict:
     result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": w.machine,
               "config_signature": _signature(w.cfg), "variants": w.evals, "runs": w.runs, "sections": w.sections,
               "selection": w.selection, "duration_s": round(time.perf_counter() - t0, 3),
-              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "finished_at": now()}
     w.writes.append((f"types/{w.machine}.json", atomic_write_json, result))  # last: it marks the type done
     res_dir = w.out / "results"
     with folder_lock(w.out):
@@ -687,7 +689,7 @@ def _chosen_dcase_files(run_dir: Path, inlier: Mapping | None) -> tuple[list[str
     if inlier is not None and any(ev.get("inlier", {}).get(k) != inlier.get(k) for k in ("kind", "p", "aggregation")):
         return None, (f"{rj} holds an evaluation with h = {ev.get('inlier')}, not the chosen {dict(inlier)}; "
                       "remove the type's results/types/<type>.json and run the experiment again")
-    absent = [n for n in names if not (run_dir / "eval" / "dcase" / n).is_file()]
+    absent = [n for n in names if not (run_paths(run_dir).dcase / n).is_file()]
     if absent:
         return None, f"{run_dir / 'eval' / 'dcase'} lacks {absent[:3]}"
     return sorted(names), ""
@@ -754,7 +756,7 @@ def write_dcase_teams(out: str | Path, variants: Sequence[str], types: Mapping[s
                 else:
                     entry["missing"][m] = why
                 continue
-            src = run_dir / "eval" / "dcase"
+            src = run_paths(run_dir).dcase
             for n in names:
                 data = (src / n).read_bytes()
                 dst = team / n
@@ -937,7 +939,7 @@ def _tables_provenance(cfg: dict, root: Path, data: dict, dev, done: Mapping[str
         "per_type_config": {m: done[m]["config_signature"] for m in done},
         "duration_s": {"this_invocation": round(time.perf_counter() - t0, 3),
                        "per_type_last_computed": {m: done[m]["duration_s"] for m in done}},
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "written_at": now(),
     }
 
 

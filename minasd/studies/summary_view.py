@@ -120,12 +120,12 @@ def _seed_words(seeds: Sequence[int]) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(str(s) for s in seeds)
 
 
-def data_label(data: Mapping) -> str:
+def manifest_caption(data: Mapping) -> str:
     """Which data a result comes from, from a data manifest (:func:`minasd.provenance.data_manifest`):
     the ``"summary"`` form of :func:`minasd.provenance.data_caption`, with the clip counts of a
     synthetic set's size.
 
-    >>> data_label({"synthetic": True, "generator_version": "1.2", "size": "nope", "seed": 0})
+    >>> manifest_caption({"synthetic": True, "generator_version": "1.2", "size": "nope", "seed": 0})
     "SYNTHETIC data (minasd.synth v1.2, size nope; data seed 0; not DCASE), so never a reproduction of the paper's numbers"
     """
     return data_caption(data, "summary", counts=_size_counts(data.get("size")) if data.get("synthetic") else "")
@@ -165,7 +165,7 @@ def summary_label(prov: Mapping, machine_types: Sequence[str] | None = None) -> 
     ...                "epochs": 20, "seeds": {"0": {"variants": ["proposed"]}}}).split(":")[0]
     'SYNTHETIC data (minasd.synth v1.2, size protocol'
     """
-    what = data_label(prov.get("data") or {})
+    what = manifest_caption(prov.get("data") or {})
     run = profile_label(prov)
     groups: dict[tuple, list[str]] = {}
     for v, s in seeds_by_variant(prov).items():
