@@ -74,3 +74,14 @@ def test_bench_demo_refuses_an_existing_work_folder(tmp_path):
     bench_demo = _load("bench_demo")
     with pytest.raises(SystemExit, match="exists"):
         bench_demo.main(["--work", str(tmp_path)])
+
+
+def test_bench_systems_runs_every_system_at_toy_size(tmp_path, keep_threads):
+    bench_systems = _load("bench_systems")
+    out = tmp_path / "systems.txt"
+    assert bench_systems.main(["--size", "tiny", "--types", "fan", "--epochs", "2", "--data", str(tmp_path / "d"),
+                               "--out", str(out)]) == 0
+    text = out.read_text()
+    for name in ("gmm_meanstd", "ae_dcase2021", "twfr_gmm"):
+        assert f"fan        {name}" in text
+    assert "synthetic size 'tiny'" in text

@@ -6,8 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from minasd.metrics import select_on_dev
 from minasd.studies.experiment import (DEFAULT_GRID_LAM, DEFAULT_GRID_P, TABLE_COLUMNS, experiment, load_results,
-                               select_on_dev, summary_table)
+                               summary_table)
 
 # ---- selection logic on fake scores -------------------------------------------------
 
