@@ -200,15 +200,10 @@ def run_baseline(root: str | Path, machine_types: Sequence[str] | None = None, s
 
     Book: chapter 1.
     """
-    from .data import index, protocol_clips
+    from .data import protocol_frame
 
-    df = index(root)
-    # the protocol's one clip rule (source domain only); back in path order, the order
-    # the committed baseline tables were computed in (the mixture fit depends on it)
-    df = pd.concat([protocol_clips(df, split, machines=machine_types, sections=sections)
-                    for split in ("train", "test")])
-    df = df.sort_values("path", kind="stable").reset_index(drop=True)
-    if df.empty:
-        raise ValueError(f"no source-domain clips of types {machine_types} / sections {list(sections)} under {root}")
+    # the protocol's one clip rule (source domain only), in path order: the order the
+    # committed baseline tables were computed in (the mixture fit depends on it)
+    df = protocol_frame(root, machine_types, sections)
     feats = clip_features(df["path"].tolist(), workers=workers, progress=progress)
     return evaluate_features(df, feats, cfg, clip_scores=clip_scores)

@@ -448,6 +448,20 @@ def protocol_clips(df: pd.DataFrame, split: str, machines: Iterable[str] | None 
     return df[keep].sort_values("path", kind="stable")
 
 
+def protocol_frame(root: str | os.PathLike, machine_types: Iterable[str] | None = None,
+                   sections: Iterable[int] | None = None) -> pd.DataFrame:
+    """The protocol's train and test clips of ``root`` (:func:`index`, :func:`protocol_clips`) in path
+    order, the order the comparison systems fit in (a mixture fit depends on it); an error if none."""
+    sections = None if sections is None else list(sections)
+    df = index(root)
+    df = pd.concat([protocol_clips(df, split, machines=machine_types, sections=sections)
+                    for split in ("train", "test")])
+    df = df.sort_values("path", kind="stable").reset_index(drop=True)
+    if df.empty:
+        raise ValueError(f"no source-domain clips of types {machine_types} / sections {sections} under {root}")
+    return df
+
+
 # --- audio -------------------------------------------------------------------
 
 

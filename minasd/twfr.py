@@ -55,7 +55,7 @@ mixture's negative log-likelihood instead (the two agree for one component).
 Selection (``gmmer.py`` ``search`` l.245-366; ``run.py`` l.50-79): r in 0, 0.02, ..., 1 (51
 values) and the number of components in (1, 2, 4, 8), candidates in the authors' order
 (components outer, r inner, ascending), a candidate wins only if strictly better, so ties go
-to the first.  Ours: the criterion is :func:`minasd.metrics.select_on_dev`, the harmonic mean
+to the first.  Ours: the criterion is :func:`minasd.selection.select_on_dev`, the harmonic mean
 of AUC and pAUC (p = 0.1) over sections 00-02 only, the rule of every choice in this package;
 sections 03-05 are never read.  The authors summed the harmonic means of source AUC, target AUC
 and pAUC, and chose on the labelled development test clips whose numbers their README reports
@@ -386,7 +386,7 @@ def grid_rows(df: pd.DataFrame, pooled: np.ndarray, cfg: TWFRConfig = TWFRConfig
 def choose(rows: list[dict], cfg: TWFRConfig = TWFRConfig()) -> tuple[dict, list[dict], str]:
     """The (k, r) with the best harmonic mean of AUC and pAUC over sections 00-02.
 
-    The rule is :func:`minasd.metrics.select_on_dev` (ties to the first candidate in the order of ``rows``).
+    The rule is :func:`minasd.selection.select_on_dev` (ties to the first candidate in the order of ``rows``).
 
     Returns:
         ``(chosen, table, how)``: ``{"k", "r"}``, one row per candidate, and ``"dev"``; a
@@ -395,7 +395,7 @@ def choose(rows: list[dict], cfg: TWFRConfig = TWFRConfig()) -> tuple[dict, list
     Raises:
         ValueError: several candidates and none has AUC and pAUC on every development section.
     """
-    from .metrics import select_on_dev
+    from .selection import select_on_dev
 
     try:
         chosen, table = select_on_dev(rows, ("k", "r"), DEV_SECTIONS)
@@ -495,14 +495,9 @@ def run_twfr(root: str | Path, machine_types: Sequence[str] | None = None, secti
 
     Book: chapter 1.
     """
-    from .data import index, protocol_clips
+    from .data import protocol_frame
 
-    df = index(root)
-    df = pd.concat([protocol_clips(df, split, machines=machine_types, sections=sections)
-                    for split in ("train", "test")])
-    df = df.sort_values("path", kind="stable").reset_index(drop=True)
-    if df.empty:
-        raise ValueError(f"no source-domain clips of types {machine_types} / sections {list(sections)} under {root}")
+    df = protocol_frame(root, machine_types, sections)
     pooled = clip_pooled(df["path"].tolist(), cfg, workers=workers, progress=progress)
     return evaluate_pooled(df, pooled, cfg, clip_scores=clip_scores, selection=selection, grid=grid)
 

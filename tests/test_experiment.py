@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from minasd.metrics import select_on_dev
+from minasd.selection import select_on_dev
 from minasd.studies.experiment import (DEFAULT_GRID_LAM, DEFAULT_GRID_P, TABLE_COLUMNS, experiment, load_results,
                                summary_table)
 

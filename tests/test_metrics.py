@@ -150,7 +150,8 @@ def test_one_rule_for_a_harmonic_mean_with_a_zero_or_missing_auc():
 
     from minasd.studies.analysis import type_summary
     from minasd.studies.experiment import summary_table
-    from minasd.metrics import hmean_or_none, select_on_dev
+    from minasd.metrics import hmean_or_none
+    from minasd.selection import select_on_dev
 
     assert hmean_or_none([0.0, 0.8]) == 0.0
     assert hmean_or_none([0.8, None]) is None and hmean_or_none([0.8, float("nan")]) is None

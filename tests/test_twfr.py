@@ -10,7 +10,7 @@ import torch
 from minasd import synth, twfr
 from minasd.config import DEV_SECTIONS, SECTIONS, FeatureConfig
 from minasd.features import mel_filterbank
-from minasd.metrics import select_on_dev
+from minasd.selection import select_on_dev
 
 SMALL = twfr.TWFRConfig(r_grid=(0.0, 0.5, 1.0), k_grid=(1, 2))
 

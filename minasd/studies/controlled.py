@@ -42,7 +42,7 @@ Rows (:data:`ROWS`; ``--rows`` picks a subset, in any order):
 * ``whole_clip``: no training.  The reference row's model; each clip is represented by the
   **mean of its S = 10 segment embeddings**, h is fitted on the held-out clips' means, and
   the clip score is h's score of the mean (no aggregation).  Kind and p are chosen on
-  sections 00-02 with :func:`minasd.metrics.select_on_dev` over the experiment's grid;
+  sections 00-02 with :func:`minasd.selection.select_on_dev` over the experiment's grid;
   note that h then has one point per held-out clip (6 per section at 60 clips and 10 %),
   so the larger p of the grid are skipped (recorded in ``detail``).
 * ``section_distance``: no training.  The reference row's numbers next to how far apart
@@ -382,12 +382,13 @@ def whole_clip_part(ctx: Context, machine: str) -> dict:
     """The ``whole_clip`` row of one type: the reference's model, h on clip-mean embeddings.
 
     Kind and p are chosen on the development sections (00-02) with
-    :func:`minasd.metrics.select_on_dev` over :data:`minasd.studies.experiment.DEFAULT_GRID_P`;
+    :func:`minasd.selection.select_on_dev` over :data:`minasd.studies.experiment.DEFAULT_GRID_P`;
     a candidate with more components/neighbours than held-out clips is skipped.
     """
     from ..evaluate import fit_sections, grid_scores, load_embeddings, section_scores
     from .experiment import DEFAULT_GRID_P, candidates, experiment
-    from ..metrics import auc_pauc, select_on_dev
+    from ..metrics import auc_pauc
+    from ..selection import select_on_dev
 
     kw = ctx.experiment_kwargs(ROWS[REFERENCE], machine)
     experiment(**kw, tables=False)  # nothing to do when the reference row has run; otherwise it trains it

@@ -134,7 +134,7 @@ def run_name(variant: str, lam: float) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# selection on the development sections (the rule itself: minasd.metrics.select_on_dev)
+# selection on the development sections (the rule itself: minasd.selection.select_on_dev)
 # --------------------------------------------------------------------------------------
 
 
@@ -298,12 +298,12 @@ def _train_config(w: _TypeWork, variant: str, lam: float):
 
 
 def _choose(rows: list[dict], lams: Sequence[float], table1) -> tuple[dict, list[dict], str]:
-    """:func:`minasd.metrics.select_on_dev` over lambda, kind and p; Table I's choice when no development section
+    """:func:`minasd.selection.select_on_dev` over lambda, kind and p; Table I's choice when no development section
     is labelled.
 
     Returns:
         ``(chosen, table, how)``: how it was chosen (``"dev"``, or ``"table1 (<why>)"``)."""
-    from ..metrics import select_on_dev
+    from ..selection import select_on_dev
 
     try:
         chosen, table = select_on_dev(rows, ("lam", "kind", "p"))
