@@ -1,4 +1,4 @@
-"""The paper's protocol end to end: every type, the method, its ablations, a baseline (Book: chapter 6).
+"""The paper's protocol end to end: every type, the method, its ablations, the comparison systems (Book: chapter 6).
 
 ``minasd experiment --data ROOT --out DIR`` (or :func:`experiment`) runs, for every
 machine type present under ROOT:
@@ -10,8 +10,19 @@ machine type present under ROOT:
   product-ID classification");
 * **wo_h**: no training; the selected proposed model scored with its product head
   (``1 - sigmoid(g_product)[k]``, Table III "w/o h");
-* **baseline**: the package's classic reference, :mod:`minasd.baseline` (a per-section
-  Gaussian mixture on log-mel statistics; no selection).
+* the **comparison systems** (:data:`SYSTEMS`), computed from the data alone (no run of the
+  method, no lambda):
+
+  - **ae_dcase2021**: the official DCASE 2021 Task 2 autoencoder baseline,
+    :mod:`minasd.dcase_ae` (one model per type for sections 00-02 and one for 03-05, seeded by
+    the experiment's seed; 100 epochs);
+  - **twfr_gmm**: TWFR-GMM, :mod:`minasd.twfr` (global weighted ranking pooling of log-mel, its
+    r and the mixture's k chosen per type on sections 00-02 only);
+  - **gmm_meanstd**: a per-section Gaussian mixture on each clip's log-mel mean and standard
+    deviation, :mod:`minasd.baseline` (no selection; called "baseline" before schema 4).
+
+  The two GMM systems have no training randomness but the mixture's initialisation, which takes
+  the experiment's seed; the autoencoder's initialisation and shuffling take it too.
 
 Selection (never on sections 03-05): for the proposed method, lambda, the inlier
 kind and p are chosen **jointly** by the harmonic mean of the AUCs and pAUCs of the
@@ -26,14 +37,15 @@ type's figure is over all three of them or not reported (:func:`summary_table`).
 
 Clips: every stage chooses them with :func:`minasd.data.protocol_clips` (source
 domain): the types that can be trained, the other types' test clips of the t-SNE
-figure, the baseline (:func:`minasd.baseline.run_baseline`) and the evaluation
+figure, the comparison systems and the evaluation
 (:mod:`minasd.evaluate`).
 
 Layout of ``OUT``::
 
     OUT/runs/<type>/<variant>_lam<lambda>/     training runs (+ eval/ from minasd.evaluate)
     OUT/results/manifest.json                  schema, grids, selection rule, provenance, file list
-    OUT/results/table2.{json,csv}              proposed and baseline: per type AUC/pAUC/hmean over 03-05, All, note
+    OUT/results/table2.{json,csv}              proposed and the comparison systems: per type AUC/pAUC/hmean over
+                                               03-05, All, note
     OUT/results/table3.{json,csv}              proposed, no_mixup, wo_h, product_only: same
     OUT/results/sections.{json,csv}            per variant, type and section (00-05; role dev/eval)
     OUT/results/selection.{json,csv}           every grid candidate's development-section score, the chosen one
@@ -52,7 +64,12 @@ Layout of ``OUT``::
 
 Resuming: a finished training run is skipped, an unfinished one resumed
 (``train(resume=True)``), embeddings come from each run's cache, and a type whose
-``types/<type>.json`` matches the configuration is not recomputed.  The compact
+``types/<type>.json`` matches the configuration is not recomputed.  A type whose record differs
+from the configuration only in the comparison systems keeps its method variants (their records,
+clip scores, ROC points, logs and t-SNE files, with where they came from under ``kept``) and
+computes only the systems: adding a comparison system never trains the method again
+(:func:`_reusable`; records of schema 3 qualify, their ``baseline`` recomputed as ``gmm_meanstd``,
+and the largest difference between the two is recorded).  The compact
 files under ``OUT/results`` are what the book renders; :func:`load_results`
 validates them against :data:`RESULTS_SCHEMA_VERSION`.  ``OUT/dcase`` is rebuilt
 from the runs after every invocation, like the tables (:func:`write_dcase_teams`).
@@ -79,11 +96,23 @@ RESULTS_SCHEMA = "minasd.experiment"
 #: Version of the files under OUT/results; bump when a column or key changes.
 #: 2: table2/table3 gained ``note`` (incomplete types reported, not dropped; All's coverage).
 #: 3: per-clip scores (``scores/<type>.csv``); the baseline's mixture fit takes the experiment's seed.
-RESULTS_SCHEMA_VERSION = 3
-VARIANTS: tuple[str, ...] = ("proposed", "no_mixup", "product_only", "wo_h", "baseline")
+#: 4: the comparison systems ae_dcase2021 and twfr_gmm; ``baseline`` renamed ``gmm_meanstd``; a type's ``kept``.
+RESULTS_SCHEMA_VERSION = 4
+#: Schema versions whose type records can lend their method variants to this one (:func:`_reusable`).
+REUSABLE_SCHEMA_VERSIONS = (3, 4)
+#: The method and its ablations: they need training runs of the method (or, w/o h, the proposed one's).
+METHOD_VARIANTS: tuple[str, ...] = ("proposed", "no_mixup", "product_only", "wo_h")
+#: The comparison systems: from the data alone, so a type's record can gain one without training.
+SYSTEMS: tuple[str, ...] = ("ae_dcase2021", "twfr_gmm", "gmm_meanstd")
+VARIANTS: tuple[str, ...] = METHOD_VARIANTS + SYSTEMS
+#: What each variant is, in the words of the tables' captions.
+VARIANT_LABELS: dict[str, str] = {
+    "proposed": "proposed (serial two-BCE)", "no_mixup": "w/o Mixup", "product_only": "only product-ID",
+    "wo_h": "w/o h", "ae_dcase2021": "DCASE 2021 autoencoder", "twfr_gmm": "TWFR-GMM",
+    "gmm_meanstd": "GMM on log-mel mean/std"}
 #: TrainConfig changes of each trained variant.
 TRAINED: dict[str, dict] = {"proposed": {}, "no_mixup": {"mixup": False}, "product_only": {"machine_loss": False}}
-TABLE2_VARIANTS = ("proposed", "baseline")
+TABLE2_VARIANTS = ("proposed",) + SYSTEMS
 TABLE3_VARIANTS = ("proposed", "no_mixup", "wo_h", "product_only")
 DEFAULT_GRID_P: dict[str, tuple[int, ...]] = {"gmm": (1, 2, 4, 8, 16, 32, 64), "lof": (4, 8, 16, 32)}
 #: Columns of ``OUT/results/scores/<type>.csv``: one row per labelled test clip, variant and seed
@@ -114,8 +143,8 @@ DCASE_TEAM_VARIANTS: tuple[str, ...] = ("proposed", "no_mixup", "product_only")
 DCASE_NOT_WRITTEN: dict[str, str] = {
     "wo_h": "scored by the proposed run's product head; that run's official files hold h's scores, and no "
             "decision threshold is fitted for the w/o-h score",
-    "baseline": "minasd.baseline scores only the labelled source-domain test clips and fits no decision "
-                "threshold; the evaluator needs a decision_result file and every test clip of both domains",
+    **{v: "a comparison system scores only the labelled source-domain test clips of the protocol; the evaluator "
+          "needs every test clip of both domains" for v in SYSTEMS},
 }
 _DCASE_PREFIXES = ("anomaly_score", "decision_result")
 
@@ -283,6 +312,7 @@ class _TypeWork:
     roc: dict = field(default_factory=dict)  # variant -> section -> ROC points
     evals: dict = field(default_factory=dict)  # variant -> run, selection, inlier, training
     clip_scores: list = field(default_factory=list)  # rows of scores/<type>.csv
+    kept: dict | None = None  # where the method variants came from, when reused (:func:`_reuse_method_part`)
     # (path under results/, writer, payload): this type's files, committed together at the end
     writes: list[tuple[str, Callable, object]] = field(default_factory=list)
 
@@ -369,21 +399,66 @@ def _add_wo_h(w: _TypeWork, prop_run: Path, prop_eval: dict, lam: float) -> None
                        "inlier": None, "training": w.evals["proposed"]["training"]}
 
 
-def _add_baseline(w: _TypeWork) -> None:
-    """The baseline (:func:`minasd.baseline.run_baseline`, the experiment's seed): sections and clip scores."""
-    from ..baseline import BaselineConfig, run_baseline
-    from ..evaluate import section_role
+def _system_scores(w: _TypeWork, variant: str) -> tuple[object, list[dict], dict]:
+    """Run one comparison system (:data:`SYSTEMS`) on the type: per-section rows, clip scores, and what to
+    record of it (its choice on sections 00-02, its training)."""
+    clips: list[dict] = []
+    seed, workers = w.cfg["seed"], w.cfg.get("workers")
+    settings = dict(w.cfg.get("system_settings", {}).get(variant, {}))
+    if variant == "gmm_meanstd":
+        from ..baseline import BaselineConfig, run_baseline
 
-    tb = time.perf_counter()
-    b_clips: list[dict] = []
-    bdf = run_baseline(w.data_root, machine_types=[w.machine], cfg=BaselineConfig(seed=w.cfg["seed"]),
-                       workers=w.cfg.get("workers"), progress=w.progress, clip_scores=b_clips)
-    w.clip_scores.extend({**r, "variant": "baseline", "seed": w.cfg["seed"]} for r in b_clips)
-    for r in bdf.itertuples():
-        w.sections.append({"variant": "baseline", "machine": w.machine, "section": int(r.section),
+        cfg = BaselineConfig(**{"seed": seed, **settings})
+        df = run_baseline(w.data_root, machine_types=[w.machine], cfg=cfg, workers=workers, progress=w.progress,
+                          clip_scores=clips)
+        return df, clips, {"settings": {"n_components": cfg.n_components, "covariance_type": cfg.covariance_type}}
+    if variant == "twfr_gmm":
+        from ..twfr import TWFRConfig, run_twfr
+
+        selection: list[dict] = []
+        df = run_twfr(w.data_root, machine_types=[w.machine], cfg=TWFRConfig(**{"seed": seed, **settings}),
+                      workers=workers,
+                      progress=w.progress, clip_scores=clips, selection=selection)
+        chosen = next(r for r in selection if r.get("chosen"))
+        return df, clips, {"selected": {"k": int(chosen["k"]), "r": float(chosen["r"]),
+                                        "dev_hmean": chosen["dev_hmean"], "how": chosen["how"]},
+                           "candidates": len(selection)}
+    from ..dcase_ae import AEConfig, run_ae
+    from ..runs import resolve_device
+
+    models: list[dict] = []
+    cfg = AEConfig(**{"seed": seed, "device": str(resolve_device(w.cfg["device"])), **settings})
+    df = run_ae(w.data_root, machine_types=[w.machine], cfg=cfg, workers=workers, progress=w.progress,
+                clip_scores=clips, models=models)
+    compact = [{k: v for k, v in m.items() if k != "config"} for m in models]
+    return df, clips, {"training": {"epochs_done": cfg.epochs, "epochs_planned": cfg.epochs,
+                                    "train_seconds": sum(m["train_seconds"] for m in models),
+                                    "device": cfg.device, "backbone": "dense autoencoder 640-128x4-8-128x4-640"},
+                       "models": compact, "settings": {k: v for k, v in models[0]["config"].items()} if models else {}}
+
+
+def _add_system(w: _TypeWork, variant: str) -> None:
+    """A comparison system (:data:`SYSTEMS`): its sections, clip scores, ROC points and record, with its
+    wall and CPU seconds (this process's CPU: feature worker processes, if any, are not counted)."""
+    from ..evaluate import section_role
+    from ..metrics import roc_points
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    df, clips, extra = _system_scores(w, variant)
+    w.clip_scores.extend({**r, "variant": variant, "seed": w.cfg["seed"]} for r in clips)
+    for r in df.itertuples():
+        w.sections.append({"variant": variant, "machine": w.machine, "section": int(r.section),
                            "role": section_role(int(r.section)), "auc": float(r.auc), "pauc": float(r.pauc)})
-    w.evals["baseline"] = {"run": None, "selected": None, "inlier": None, "training": None,
-                           "eval_duration_s": round(time.perf_counter() - tb, 3)}
+    roc = {}
+    for sec in sorted({int(r["section"]) for r in clips}):
+        part = [r for r in clips if int(r["section"]) == sec]
+        fpr, tpr = roc_points([r["label"] for r in part], [r["score"] for r in part])
+        roc[f"{sec:02d}"] = {"fpr": fpr.round(6).tolist(), "tpr": tpr.round(6).tolist()}
+    w.roc[variant] = roc
+    w.evals[variant] = {"run": None, "selected": extra.pop("selected", None), "inlier": None,
+                        "training": extra.pop("training", None), **extra,
+                        "eval_duration_s": round(time.perf_counter() - t0, 3),
+                        "cpu_s": round(time.process_time() - c0, 3), "workers": w.cfg.get("workers")}
 
 
 def _commit_type(w: _TypeWork, t0: float) -> dict:
@@ -396,7 +471,7 @@ def _commit_type(w: _TypeWork, t0: float) -> dict:
     result = {"schema": RESULTS_SCHEMA, "schema_version": RESULTS_SCHEMA_VERSION, "machine_type": w.machine,
               "config_signature": _signature(w.cfg), "variants": w.evals, "runs": w.runs, "sections": w.sections,
               "selection": w.selection, "duration_s": round(time.perf_counter() - t0, 3),
-              "finished_at": now()}
+              "finished_at": now(), **({"kept": w.kept} if w.kept else {})}
     w.writes.append((f"types/{w.machine}.json", atomic_write_json, result))  # last: it marks the type done
     res_dir = w.out / "results"
     with folder_lock(w.out):
@@ -407,7 +482,8 @@ def _commit_type(w: _TypeWork, t0: float) -> dict:
     return result
 
 
-def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, progress: bool = True) -> dict:
+def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, progress: bool = True,
+             reuse: Mapping | None = None) -> dict:
     """Everything of one machine type (resume unit); writes ``results/types/<type>.json``.
 
     One writer per file: the type's files (:func:`type_files`) are written only here, all at
@@ -421,21 +497,27 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         out: experiment folder.
         cfg: the experiment configuration (see :func:`experiment`).
         other_df: index rows of other types' source test clips (for t-SNE).
+        reuse: an earlier record of this type whose method variants are kept (:func:`_reusable`);
+            only the comparison systems are computed.
 
     Returns:
         the per-type result dict.  Book: chapter 6.
     """
     t0 = time.perf_counter()
     variants = cfg["variants"]
+    w = _TypeWork(machine=machine, data_root=data_root, out=out, cfg=cfg, progress=progress,
+                  table1=hparams_for(machine))
+    if reuse is not None:  # read before the record is withdrawn: the type's files are rewritten at the end
+        _reuse_method_part(w, reuse)
     with folder_lock(out):  # an earlier result of this type leaves the tables until the new one is committed
         old = out / "results" / "types" / f"{machine}.json"
         if old.is_file():
             old.unlink()
-            print(f"[experiment] {machine}: {old} (another configuration) withdrawn; computing it again")
-    w = _TypeWork(machine=machine, data_root=data_root, out=out, cfg=cfg, progress=progress,
-                  table1=hparams_for(machine))
+            print(f"[experiment] {machine}: {old} (another configuration) withdrawn; computing it again"
+                  if reuse is None else f"[experiment] {machine}: {old} withdrawn; its method variants are "
+                  "kept and the comparison systems computed")
     chosen_lam = None
-    if any(v in variants for v in ("proposed", "wo_h", "no_mixup", "product_only")):  # they need proposed's lambda
+    if reuse is None and any(v in variants for v in METHOD_VARIANTS):  # they need proposed's lambda
         chosen, prun, pev, pembs = _select_and_evaluate(w, "proposed", cfg["grid_lam"])
         chosen_lam = chosen["lam"]
         if "proposed" not in variants:
@@ -447,13 +529,63 @@ def run_type(machine: str, data_root: Path, out: Path, cfg: dict, other_df, prog
         if "proposed" in variants:
             _add_tsne(w, "proposed", pembs, prun, other_df)
     for variant in ("no_mixup", "product_only"):
-        if variant in variants:
+        if variant in variants and reuse is None:
             _, vrun, _, vembs = _select_and_evaluate(w, variant, [chosen_lam])
             if variant == "product_only":
                 _add_tsne(w, variant, vembs, vrun, other_df)
-    if "baseline" in variants:
-        _add_baseline(w)
+    for variant in SYSTEMS:
+        if variant in variants:
+            _add_system(w, variant)
+    if w.kept is not None and w.kept.pop("baseline_sections", None) is not None:
+        _check_against_baseline(w, reuse)
     return _commit_type(w, t0)
+
+
+def _reusable(old: Mapping | None, cfg: dict) -> Mapping | None:
+    """``old`` (a type's record) if its method variants can be kept for ``cfg``: the configuration
+    differs at most in the comparison systems, and both ask for the same method variants (some)."""
+    if old is None or old.get("schema_version") not in REUSABLE_SCHEMA_VERSIONS:
+        return None
+    sig_old, sig_new = dict(old.get("config_signature") or {}), _signature(cfg)
+    v_old = {v for v in sig_old.pop("variants", []) if v in METHOD_VARIANTS}
+    v_new = {v for v in sig_new.pop("variants") if v in METHOD_VARIANTS}
+    sig_old.pop("system_settings", None)
+    sig_new.pop("system_settings", None)
+    if not v_new or v_old != v_new or sig_old != sig_new:
+        return None
+    return old
+
+
+def _reuse_method_part(w: _TypeWork, old: Mapping) -> None:
+    """Take the method variants of ``old`` into ``w``: records, runs, selection, sections, and from the
+    type's files its ROC points and clip scores (logs and t-SNE files stay where they are)."""
+    import pandas as pd
+
+    res_dir = w.out / "results"
+    keep = [v for v in old["variants"] if v in METHOD_VARIANTS]
+    w.evals.update({v: old["variants"][v] for v in keep})
+    w.runs.update(old.get("runs", {}))
+    w.selection.extend(old.get("selection", []))
+    w.sections.extend(r for r in old["sections"] if r["variant"] in keep)
+    roc = json.loads((res_dir / "roc" / f"{w.machine}.json").read_text())
+    w.roc.update({v: roc[v] for v in keep if v in roc})
+    sc = pd.read_csv(res_dir / "scores" / f"{w.machine}.csv")
+    w.clip_scores.extend(sc[sc["variant"].isin(keep)].to_dict(orient="records"))
+    w.kept = {"variants": keep, "schema_version": old["schema_version"], "finished_at": old.get("finished_at"),
+              "duration_s": old.get("duration_s"),
+              "baseline_sections": [r for r in old["sections"] if r["variant"] == "baseline"] or None}
+
+
+def _check_against_baseline(w: _TypeWork, old: Mapping) -> None:
+    """Schema 3's ``baseline`` is today's ``gmm_meanstd``: record (and print) how far the recomputed one is
+    from it, section by section (0 when the data and the code are the same)."""
+    before = {int(r["section"]): (r["auc"], r["pauc"]) for r in old["sections"] if r["variant"] == "baseline"}
+    now_ = {int(r["section"]): (r["auc"], r["pauc"]) for r in w.sections if r["variant"] == "gmm_meanstd"}
+    common = sorted(set(before) & set(now_))
+    diff = max((abs(a - b) for s in common for a, b in zip(before[s], now_[s])), default=None)
+    w.kept["gmm_meanstd_vs_schema3_baseline"] = {"sections": common, "max_abs_diff": diff}
+    print(f"[experiment] {w.machine}: gmm_meanstd against the earlier record's baseline, sections "
+          f"{', '.join(f'{s:02d}' for s in common)}: largest AUC/pAUC difference {diff}")
 
 
 # --------------------------------------------------------------------------------------
@@ -471,13 +603,26 @@ def _finished_types(res_dir: Path) -> dict[str, dict]:
     return done
 
 
+def _reusable_records(res_dir: Path) -> dict[str, dict]:
+    """The type records under ``res_dir`` of any version in :data:`REUSABLE_SCHEMA_VERSIONS`."""
+    found = {}
+    for f in sorted((res_dir / "types").glob("*.json")):
+        obj = json.loads(f.read_text())
+        if obj.get("schema_version") in REUSABLE_SCHEMA_VERSIONS:
+            found[obj["machine_type"]] = obj
+    return found
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
 def _signature(cfg: dict) -> dict:
     keep = ("variants", "grid_p", "grid_lam", "epochs", "seed", "train_overrides", "tsne_max_target", "tsne_max_other")
-    return json.loads(json.dumps({k: cfg[k] for k in keep}))
+    sig = {k: cfg[k] for k in keep}
+    if cfg.get("system_settings"):  # only when set: signatures of the default settings stay as they were
+        sig["system_settings"] = cfg["system_settings"]
+    return json.loads(json.dumps(sig))
 
 
 def summary_table(section_rows: Sequence[Mapping], variants: Sequence[str],
@@ -897,7 +1042,7 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
                grid_p: Mapping[str, Sequence[int]] | None = None, grid_lam: Sequence[float] = DEFAULT_GRID_LAM,
                seed: int = 0, train_overrides: Mapping | None = None, tsne_max_target: int = TSNE_MAX_TARGET,
                tsne_max_other: int = TSNE_MAX_OTHER, workers: int | None = None, progress: bool = True,
-               tables: bool = True) -> dict | None:
+               tables: bool = True, system_settings: Mapping[str, Mapping] | None = None) -> dict | None:
     """Run (or resume) the protocol and write ``OUT/results`` (module docstring).
 
     Args:
@@ -913,12 +1058,16 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
         train_overrides: other :class:`minasd.train.TrainConfig` fields (batch_size, lr,
             backbone, max_train_clips_per_section, val_fraction, num_workers, ...).
         tsne_max_target, tsne_max_other: clips in each t-SNE sample.
-        workers: processes of the baseline's feature extraction.
+        workers: processes of the comparison systems' feature extraction (None: every core).
         progress: tqdm bars and a line per written file.
         tables: write the tables, the manifest and ``OUT/dcase`` (under the folder's lock).
             False in a job of :mod:`minasd.studies.results` or :mod:`minasd.studies.controlled`: a job writes
             only its types' own files, and the one scheduling process merges them (calling
             this again with ``tables=True``, which finds every type done).
+        system_settings: per comparison system, fields of its configuration to change
+            (``{"ae_dcase2021": {"epochs": 2}}``: :class:`minasd.dcase_ae.AEConfig`,
+            :class:`minasd.twfr.TWFRConfig`, :class:`minasd.baseline.BaselineConfig`); default the
+            published settings.  Quick runs and tests only.
 
     Returns:
         :func:`load_results` of the written files (None when ``tables`` is False).  Book: chapter 6.
@@ -955,9 +1104,15 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
     cfg = {"variants": variants, "grid_p": grid_p, "grid_lam": grid_lam, "epochs": epochs, "seed": seed,
            "device": device, "train_overrides": overrides, "tsne_max_target": tsne_max_target,
            "tsne_max_other": tsne_max_other, "workers": workers}
+    unknown = sorted(set(system_settings or {}) - set(SYSTEMS))
+    if unknown:
+        raise ValueError(f"system_settings for {unknown}: not comparison systems ({', '.join(SYSTEMS)})")
+    if system_settings:
+        cfg["system_settings"] = {k: dict(v) for k, v in system_settings.items()}
     test_df = protocol_clips(df, "test")
     res_dir = out / "results"
     done = _finished_types(res_dir)  # types finished before (other sessions)
+    earlier = _reusable_records(res_dir)
     if progress:
         print(f"[experiment] {len(types)} machine types {types}, variants {variants}, lambda grid {grid_lam}, "
               f"p grid {grid_p}; output {out}")
@@ -966,7 +1121,8 @@ def experiment(data_root: str | Path, out_dir: str | Path, machine_types: Sequen
             if progress:
                 print(f"[experiment] {m}: results/types/{m}.json is up to date, skipped")
             continue
-        done[m] = run_type(m, root, out, cfg, test_df[test_df["machine"] != m].reset_index(drop=True), progress)
+        done[m] = run_type(m, root, out, cfg, test_df[test_df["machine"] != m].reset_index(drop=True), progress,
+                           reuse=_reusable(earlier.get(m), cfg))
     if not tables:
         return None
     dev = resolve_device(device)
@@ -994,6 +1150,7 @@ def format_results(loaded: dict) -> str:
         df = loaded["tables"][name]
         if len(df):
             piv = df.pivot(index="variant", columns="machine", values="hmean")
+            piv = piv.reindex([v for v in VARIANTS if v in piv.index])
             lines.append(f"{name} (harmonic mean of AUC and pAUC over sections 03-05, %):")
             lines.append(piv.round(2).to_string())
             for r in df.itertuples():

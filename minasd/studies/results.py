@@ -9,9 +9,10 @@ aggregates what the book renders::
   ``protocol`` size (test sections at the paper's size, 100 normal + 100 anomalous
   clips per section; training clips as many as the CPU budget allows), made once
   under ``WORK/data``.
-* **seed 0**: every variant (proposed with lambda chosen on sections 00-02, w/o
-  Mixup, only product-ID classification, w/o h, the baseline);
-* **further seeds** (``--seeds``): proposed and baseline, with the lambda that seed
+* **seed 0**: every variant of ``--variants`` (default all: proposed with lambda chosen on
+  sections 00-02, w/o Mixup, only product-ID classification, w/o h, and the comparison systems:
+  the DCASE 2021 autoencoder, TWFR-GMM and the GMM on log-mel mean/std);
+* **further seeds** (``--seeds``): proposed and the comparison systems, with the lambda that seed
   0 chose on sections 00-02 for that type (no new selection: the choice is made
   once, on the development sections); the ablations too for the seeds named by
   ``--ablation-seeds``.
@@ -21,9 +22,13 @@ aggregates what the book renders::
   the experiment's team folders, :func:`minasd.studies.experiment.write_dcase_teams`), and
   ``OUT/summary/`` is rebuilt from all of them by :func:`aggregate`: per-type
   harmonic means per seed, their mean and spread, paired bootstrap intervals
-  (proposed minus baseline, and each ablation against proposed), and on synthetic
+  (proposed minus each comparison system, and each ablation against proposed), and on synthetic
   data AUC by anomaly kind, by subtle/gross class and by severity, and which
-  anomalies one system catches that the other misses (:mod:`minasd.studies.analysis`).
+  anomalies the proposed method catches that each comparison system misses and the other way
+  round (:mod:`minasd.studies.analysis`).
+
+Adding a comparison system to committed results trains nothing: each (seed, type) keeps its
+method variants and computes only the systems (:func:`minasd.studies.experiment.run_type`).
 * ``OUT/summary/provenance.json``: profile, data manifest, seeds, commit,
   machine, wall time of each seed's experiment.
 
@@ -54,6 +59,7 @@ from pathlib import Path
 
 from ..io_utils import atomic_write_json, atomic_write_text, folder_lock, git_commit
 from ..profiles import DEFAULT_GRID_LAM
+from .experiment import SYSTEMS, VARIANTS
 from .jobs import JobRunner, command_line, in_log, now, run_provenance
 
 SUMMARY_DIR = "summary"
@@ -157,7 +163,7 @@ def aggregate(out: str | Path, data_root: str | Path | None = None, n_boot: int 
     written.append(_csv(summ / "sections_by_seed.csv", sm.sections))
     written.append(_csv(summ / "types_by_seed.csv", sm.summary))
     written.append(_csv(summ / "types_over_seeds.csv", analysis.seed_summary(sm.summary, "hmean")))
-    pairs = [("proposed", "baseline")] + [(v, "proposed") for v in ABLATIONS]
+    pairs = [("proposed", v) for v in SYSTEMS] + [(v, "proposed") for v in ABLATIONS]
     boots = []
     present = set(eval_scores["variant"])
     for a, b in pairs:
@@ -180,8 +186,12 @@ def aggregate(out: str | Path, data_root: str | Path | None = None, n_boot: int 
                 "auc_by_severity": analysis.auc_by_severity(scores, labels),
                 "detection_by_severity": analysis.detection_rate_by_severity(scores, labels),
             }
-            if {"proposed", "baseline"} <= present:
-                kinds["caught_missed"] = analysis.caught_missed(scores, labels, "proposed", "baseline")
+            caught = [analysis.caught_missed(scores, labels, "proposed", v).assign(variant_a="proposed", variant_b=v)
+                      for v in SYSTEMS if {"proposed", v} <= present]
+            if caught:
+                import pandas as pd
+
+                kinds["caught_missed"] = pd.concat(caught, ignore_index=True)
             for name, table in kinds.items():
                 written.append(_csv(summ / f"{name}.csv", table))
     return {"dir": str(summ), "files": written, "seeds": sorted(int(s) for s in scores["seed"].unique())}
@@ -238,7 +248,6 @@ def _data_root(args: argparse.Namespace, work: Path) -> Path:
 def run_results(args: argparse.Namespace) -> int:
     """Run ``minasd results`` (module docstring)."""
     from ..data import index, protocol_clips
-    from .experiment import VARIANTS
     from ..profiles import get_profile
     from ..provenance import data_manifest
 
@@ -253,12 +262,14 @@ def run_results(args: argparse.Namespace) -> int:
     provenance_path = out / SUMMARY_DIR / "provenance.json"
     prov = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {"seeds": {}}
     first = args.seeds[0]
+    chosen = parse_variants(args.variants) if args.variants else list(VARIANTS)
     for k in args.seeds:
         restore(out / f"seed{k}", work / f"seed{k}")
     lams: dict[str, float] = chosen_lambdas(work / f"seed{first}" / "results")
 
     def task_kwargs(k: int, m: str) -> dict:
-        variants = list(VARIANTS) if k == first or k in args.ablation_seeds else ["proposed", "baseline"]
+        variants = (chosen if k == first or k in args.ablation_seeds
+                    else [v for v in chosen if v == "proposed" or v in SYSTEMS])
         return dict(data_root=root, out_dir=work / f"seed{k}", machine_types=[m], epochs=epochs,
                     device=args.device, variants=variants, grid_lam=grid_lam if k == first else [lams[m]],
                     seed=k, train_overrides=overrides, workers=1, progress=not args.quiet)
@@ -315,6 +326,21 @@ def run_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_variants(text: str) -> list[str]:
+    """``--variants``: a comma-separated subset of :data:`minasd.studies.experiment.VARIANTS`, in that order.
+
+    >>> parse_variants("gmm_meanstd, proposed")
+    ['proposed', 'gmm_meanstd']
+    """
+    from .experiment import VARIANTS
+
+    asked = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in asked if v not in VARIANTS]
+    if bad or not asked:
+        raise ValueError(f"--variants {text!r}: unknown {bad}; choose from {','.join(VARIANTS)}")
+    return [v for v in VARIANTS if v in asked]
+
+
 def add_results_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``minasd results``."""
     parser.add_argument("--out", type=Path, default=Path("results/experiment"),
@@ -326,6 +352,10 @@ def add_results_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synth-seed", type=int, default=0)
     parser.add_argument("--profile", default="cpu", help="training profile (default cpu)")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated subset of the variants (default all: "
+                             "proposed,no_mixup,product_only,wo_h,ae_dcase2021,twfr_gmm,gmm_meanstd); later seeds run "
+                             "proposed and the comparison systems of them")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds; the first runs every variant and chooses lambda (default 0 1 2)")
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[],
@@ -349,4 +379,5 @@ def _command_line(args: argparse.Namespace) -> str:
         ("--out", args.out), ("--work", args.work), ("--profile", args.profile), ("--seeds", args.seeds),
         ("--data", args.data), ("--synth-size", args.synth_size if synthetic else None),
         ("--synth-seed", args.synth_seed if synthetic else None), ("--ablation-seeds", args.ablation_seeds or None),
-        ("--epochs", args.epochs or None), ("--machine-types", args.machine_types or None)])
+        ("--epochs", args.epochs or None), ("--machine-types", args.machine_types or None),
+        ("--variants", args.variants)])
