@@ -7,7 +7,8 @@ Modules, one responsibility each (ARCHITECTURE.md draws the layers): the method'
 ``metrics``, ``evaluate`` and ``detector``; around it ``config`` (shared facts, Table I),
 ``profiles``, ``provenance`` (what data a root holds), ``dcase_files`` (the evaluator's
 files), ``commands`` and ``cli``, ``download`` (Zenodo), ``synth`` (synthetic factory),
-``baseline``, ``dcase_ae`` (the official DCASE 2021 autoencoder), ``twfr`` (TWFR-GMM),
+the comparison systems ``baseline`` (a GMM on log-mel mean and std), ``dcase_ae`` (the
+official DCASE 2021 autoencoder baseline) and ``twfr`` (TWFR-GMM),
 ``selection`` (choices on sections 00-02 only), ``paper`` (the paper's Tables II and III, typed in) and ``viz``; the studies
 built on the method live in ``minasd.studies``.
 """

@@ -304,16 +304,30 @@ def dev_vs_eval(res: dict, variant: str = "proposed"):
     return pd.DataFrame(rows).set_index("machine type")
 
 
-def paper_analogue(res: dict, table: str):
-    """Our Table II (``table="table2"``: proposed, baseline) or Table III (``"table3"``: proposed
-    and ablations): per variant and machine type, harmonic mean over sections 03-05 [%], columns
-    as the paper's (:data:`minasd.paper.COLUMNS`; a type not run is NaN).  Book: chapters 6 and 7."""
+def paper_analogue(res: dict, table: str, systems: bool = False):
+    """Our Table II (``table="table2"``: the proposed method and the three comparison systems of
+    :data:`minasd.studies.experiment.TABLE2_VARIANTS`) or Table III (``"table3"``: proposed and
+    ablations): per variant and machine type, harmonic mean over sections 03-05 [%], columns as the
+    paper's (:data:`minasd.paper.COLUMNS`; a type not run is NaN).  Rows are variant names (rename
+    them with :data:`minasd.studies.experiment.VARIANT_LABELS` for display).
+
+    Args:
+        systems: Table III only: append the comparison systems' rows (from ``table2``), so the
+            ablations are seen beside the field's systems too.
+
+    Book: chapters 6 and 7."""
+    import pandas as pd
+
     from .metrics import ALL_LABEL
     from .paper import COLUMNS
-    from .studies.experiment import TABLE2_VARIANTS, TABLE3_VARIANTS
+    from .studies.experiment import SYSTEMS, TABLE2_VARIANTS, TABLE3_VARIANTS
 
     variants = {"table2": TABLE2_VARIANTS, "table3": TABLE3_VARIANTS}[table]
     t = res["tables"][table]
+    if systems and table == "table3":
+        extra = res["tables"]["table2"]
+        t = pd.concat([t, extra[extra["variant"].isin(SYSTEMS)]])
+        variants = (*variants, *SYSTEMS)
     piv = t.pivot(index="variant", columns="machine", values="hmean").rename(columns={ALL_LABEL: "All/Har-mean"})
     return piv.reindex(index=[v for v in variants if v in set(t["variant"])], columns=COLUMNS)
 
@@ -349,3 +363,138 @@ def beside_paper(number: str, paper_rows, ours: Sequence[tuple[str, dict, object
         f"over sections 03-05. Paper: {DATA}. "
         + " ".join(f"minasd {name}: {results_label(res)}." for name, res, _ in ours)
         + " Different data: not comparable across sources.")
+
+
+# --------------------------------------------------------------------------------------
+# the comparison systems beside the method (chapter 6): published numbers, choices, cost
+# --------------------------------------------------------------------------------------
+
+def published_real_data():
+    """The published real-data numbers the book sets beside its own: the paper's Table II
+    (:func:`minasd.paper.table2`) and the comparison systems' published results
+    (:func:`minasd.paper.published_systems`), one row each [%], with the columns
+    :data:`minasd.paper.COLUMNS` then ``metric``, ``data`` and ``source`` saying what each row
+    measures, on which data set, and where it was read.  The rows differ in data set (DCASE 2021
+    or 2022), sections and metric: they are comparable neither with each other across those
+    columns nor with any number on synthetic data.  Book: chapter 6.
+
+    >>> t = published_real_data()
+    >>> float(t.loc["TWFR-GMM", "valve"]), float(t.loc["Proposed method (the paper)", "All/Har-mean"])
+    (96.0, 69.42)
+    """
+    import pandas as pd
+
+    from . import paper
+
+    data = paper.DATA.split(";")[0]  # the data part of DATA (the rest is the proposed method's training)
+    t2 = paper.table2()[paper.COLUMNS].assign(
+        metric="harmonic mean of AUC and pAUC (p = 0.1) over sections 03-05", data=data,
+        source=f"{paper.SOURCE}, Table II")
+    t2.index = [f"{m} (the paper)" for m in t2.index]
+    pub = paper.published_systems()
+    pub = pub.set_index("system")[[*paper.MACHINE_TYPES, "metric", "data", "source"]]
+    return pd.concat([t2, pub]).reindex(columns=[*paper.COLUMNS, "metric", "data", "source"]).rename_axis("system")
+
+
+def _system_record(res: dict, machine: str, variant: str) -> dict | None:
+    return (res["types"].get(machine) or {}).get("variants", {}).get(variant)
+
+
+def twfr_choices(runs: Mapping[int, dict]):
+    """TWFR-GMM's choice on sections 00-02 per machine type and seed: the mixture's components
+    ``k``, the pooling's decay ``r`` (0 = max pooling ... 1 = mean pooling), the dev harmonic mean
+    it reached [%] and how it was chosen, from the type records (``variants.twfr_gmm.selected``).
+    Empty when no seed ran TWFR-GMM.  Book: chapter 6.
+
+    Args:
+        runs: results by seed (:func:`seed_results`).
+    """
+    import pandas as pd
+
+    rows = []
+    for seed, res in runs.items():
+        for m in types_of(res):
+            rec = _system_record(res, m, "twfr_gmm")
+            if rec and rec.get("selected"):
+                sel = rec["selected"]
+                rows.append({"machine type": m, "seed": seed, "k": sel["k"], "r": sel["r"],
+                             "dev hmean [%]": 100 * sel["dev_hmean"], "how": sel["how"]})
+    return pd.DataFrame(rows, columns=["machine type", "seed", "k", "r", "dev hmean [%]", "how"]).set_index(
+        ["machine type", "seed"])
+
+
+def ae_decisions(res: dict):
+    """The official autoencoder's decision threshold per machine type and model, and what it decides:
+    one row per (type, model group, test section) with the threshold (the gamma quantile of the
+    training clips' scores, as the recipe does it), and the counts and precision / recall / F1 of
+    "score above threshold" against the labels.  Empty when the results have no autoencoder.
+    Book: chapter 6.
+    """
+    import pandas as pd
+
+    rows = []
+    for m in types_of(res):
+        rec = _system_record(res, m, "ae_dcase2021") or {}
+        for model in rec.get("models", []):
+            thr = model["threshold"]
+            for sec, d in sorted(model.get("decisions", {}).items(), key=lambda kv: int(kv[0])):
+                rows.append({"machine type": m, "model": model["group"], "section": f"{int(sec):02d}",
+                             "threshold": thr["value"], "how": f"{thr['method']} q={thr.get('q', '')}",
+                             **{k: d[k] for k in ("tp", "fp", "fn", "tn", "precision", "recall", "f1")}})
+    cols = ["machine type", "model", "section", "threshold", "how", "tp", "fp", "fn", "tn", "precision", "recall",
+            "f1"]
+    return pd.DataFrame(rows, columns=cols).set_index(["machine type", "model", "section"])
+
+
+#: What :func:`cost_table` reads of each variant's type record, and how it labels it.
+COST_MEASURES: dict[str, tuple[tuple[str, ...], str]] = {
+    "proposed": (("training", "train_seconds"), "training, wall s (chosen run)"),
+    "ae_dcase2021": (("cpu_s",), "CPU s (features, training, scoring)"),
+    "twfr_gmm": (("cpu_s",), "CPU s (features, choice of k and r, fits, scoring)"),
+    "gmm_meanstd": (("cpu_s",), "CPU s (features, fits, scoring)"),
+}
+
+
+def cost_table(runs: Mapping[int, dict]):
+    """Seconds each system took per machine type, mean over the seeds that recorded it, and the sum
+    over the types (:data:`COST_MEASURES`: the comparison systems' process CPU seconds ``cpu_s``,
+    feature worker processes not counted; the proposed method's training wall seconds of its chosen
+    run, whose record may have been kept from an earlier run: see :func:`kept_note`).
+
+    Returns:
+        Rows the machine types then ``"all types (sum)"``; columns the variants of
+        :data:`COST_MEASURES` present, named ``"<label>: <measure>"``.  Book: chapter 6.
+    """
+    import pandas as pd
+
+    from .studies.experiment import VARIANT_LABELS
+
+    values: dict[str, dict[str, list[float]]] = {}
+    for res in runs.values():
+        for m in types_of(res):
+            for v, (path, what) in COST_MEASURES.items():
+                x = _system_record(res, m, v)
+                for key in path:
+                    x = x.get(key) if isinstance(x, Mapping) else None
+                if x is not None:
+                    values.setdefault(f"{VARIANT_LABELS[v]}: {what}", {}).setdefault(m, []).append(float(x))
+    table = pd.DataFrame({col: {m: sum(v) / len(v) for m, v in per.items()} for col, per in values.items()})
+    if table.empty:
+        return table
+    table = table.reindex([m for m in types_of(next(iter(runs.values()))) if m in table.index]
+                          + [m for m in table.index if m not in types_of(next(iter(runs.values())))])
+    table.loc["all types (sum)"] = table.sum()
+    return table
+
+
+def kept_note(runs: Mapping[int, dict]) -> str:
+    """Which type records kept their method variants from an earlier run (``kept`` of the record):
+    "" when none did, else a sentence naming the seeds and types and when those were trained."""
+    kept = [(s, m, rec["kept"]) for s, res in runs.items() for m in types_of(res)
+            if (rec := res["types"].get(m) or {}).get("kept")]
+    if not kept:
+        return ""
+    when = sorted({str(k.get("finished_at", "?"))[:10] for _, _, k in kept})
+    return (f"{len(kept)} type records (seed, type) kept the method's variants from an earlier run (finished "
+            f"{', '.join(when)}) and computed only the comparison systems: the method's seconds are those of "
+            f"that run.")

@@ -32,10 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("minasd.download", "download DCASE 2021 Task 2 from Zenodo (resumable, verified)"),
     "train": ("minasd.commands", "train the two-BCE model for one machine type"),
     "evaluate": ("minasd.commands", "fit the inlier models of a run and evaluate it (AUC, pAUC, DCASE files)"),
-    "experiment": ("minasd.studies.experiment", "the paper's protocol: every type, proposed method, ablations, baseline"),
+    "prepare": ("minasd.prepare", "turn a folder tree of normal and anomalous recordings into the DCASE 2021 "
+                "layout"),
+    "experiment": ("minasd.studies.experiment", "the paper's protocol: every type, proposed method, ablations, "
+                   "comparison systems (DCASE 2021 autoencoder, TWFR-GMM, GMM on log-mel mean/std)"),
     "score": ("minasd.commands", "score clips with a trained and evaluated run"),
     "results": ("minasd.studies.results", "the committed results set: the protocol at a profile over seeds, aggregated"),
-    "controlled": ("minasd.studies.controlled", "controlled experiments: one change per row vs a reference and the baseline"),
+    "controlled": ("minasd.studies.controlled", "controlled experiments: one change per row vs a reference "
+                   "and the GMM on log-mel mean/std"),
 }
 
 

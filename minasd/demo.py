@@ -7,11 +7,18 @@
 3. fit the inlier model h per section on the held-out 10 %, score the test
    clips, AUC / pAUC per section, official DCASE files (``minasd.evaluate``);
 4. print the per-section table beside the validation section accuracy the model
-   reached and the simple baseline's numbers on the same sections (a detector
-   with no learning: the learned one has to beat it), and write figures and a
-   summary JSON.
+   reached and, on the same sections, the field's comparison systems
+   (:data:`minasd.studies.experiment.SYSTEMS`): a GMM on each clip's log-mel mean
+   and std (``gmm_meanstd``, :mod:`minasd.baseline`) and TWFR-GMM (``twfr_gmm``,
+   :mod:`minasd.twfr`), both published, strong pooled-log-mel + GMM detectors,
+   and, only with ``--with-ae`` (minutes of CPU training), the official DCASE 2021
+   autoencoder baseline (``ae_dcase2021``, :mod:`minasd.dcase_ae`); write figures
+   and a summary JSON.
 
-Re-running it resumes: finished trainings and evaluations are reused, an
+Re-running it resumes: finished trainings, evaluations and comparison systems
+are reused (each system's result is cached in ``OUT/systems/<variant>/<type>.json``
+with the data and settings it was computed for; the cache of older demos,
+``OUT/baseline/``, is not read: the mean/std GMM is computed again), an
 interrupted training continues from its last checkpoint. Nothing is
 overwritten silently. Everything printed about synthetic data says so. The
 ``cpu`` profile's encoder is not the paper's EfficientNet-B0 (``--profile
@@ -46,8 +53,14 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the profile's)")
     parser.add_argument("--backbone", default=None, help="timm encoder (default: the profile's)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic set and of training")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the synthetic set, of training and of the comparison systems")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--with-ae", action="store_true",
+                        help="also train and score the official DCASE 2021 autoencoder baseline (2 models x 100 "
+                             "epochs per type: minutes of CPU, see benchmarks/results/systems_cpu.txt)")
+    # for tests only: the autoencoder's epochs (the recipe's 100 otherwise); not shown in --help
+    parser.add_argument("--ae-epochs", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def _save_figure(fig, path: Path) -> Path:
@@ -101,43 +114,120 @@ def _section_accuracy(log: list[dict]) -> dict:
             "first": log[0]["val_section_acc"], "max": max(r["val_section_acc"] for r in log)}
 
 
-def _baseline_or_reuse(root: Path, machine: str, path: Path, progress: bool) -> dict:
-    """The simple baseline (no learning) on the same sections: per-section AUC/pAUC and hmeans; cached."""
-    from .baseline import run_baseline
+#: The comparison systems in the order the demo prints them (:data:`minasd.studies.experiment.SYSTEMS`):
+#: the two GMMs always run (21.8 and 25.7 CPU s for fan at the protocol size, 60 training clips per
+#: section as in the small set: benchmarks/results/systems_cpu.txt); the autoencoder only with ``--with-ae``.
+DEMO_SYSTEMS = ("gmm_meanstd", "twfr_gmm", "ae_dcase2021")
+#: Why the autoencoder is not run by default, and how to run it (benchmarks/results/systems_cpu.txt:
+#: 462.8 CPU s for fan at 60 training clips per section, the small set's size).
+AE_NOT_RUN = ("not run (it trains 2 models x 100 epochs per type: 7.7 CPU min for fan at 60 training clips per "
+              "section, benchmarks/results/systems_cpu.txt: the demo would pass its 10-minute goal); "
+              "add --with-ae to run it")
+
+
+def _system_config(variant: str, seed: int, device: str, ae_epochs: int | None):
+    """The system's published settings with the demo's seed (as ``minasd experiment`` passes its seed)."""
+    if variant == "gmm_meanstd":
+        from .baseline import BaselineConfig
+
+        return BaselineConfig(seed=seed)
+    if variant == "twfr_gmm":
+        from .twfr import TWFRConfig
+
+        return TWFRConfig(seed=seed)
+    from .dcase_ae import AEConfig
+    from .runs import resolve_device
+
+    epochs = {} if ae_epochs is None else {"epochs": ae_epochs}
+    return AEConfig(seed=seed, device=str(resolve_device(device)), **epochs)
+
+
+def _system_rows(variant: str, root: Path, machine: str, cfg, progress: bool):
+    """One system on one type: its per-section DataFrame and what it chose or trained."""
+    if variant == "gmm_meanstd":
+        from .baseline import run_baseline
+
+        return run_baseline(root, [machine], cfg=cfg, workers=1, progress=progress), {}
+    if variant == "twfr_gmm":
+        from .twfr import run_twfr
+
+        selection: list[dict] = []
+        df = run_twfr(root, [machine], cfg=cfg, workers=1, progress=progress, selection=selection)
+        chosen = next(r for r in selection if r.get("chosen"))  # k and r chosen on sections 00-02
+        return df, {"k": int(chosen["k"]), "r": float(chosen["r"]), "how": chosen["how"]}
+    from .dcase_ae import run_ae
+
+    models: list[dict] = []
+    df = run_ae(root, [machine], cfg=cfg, workers=1, progress=progress, models=models)
+    return df, {"models": len(models), "epochs": cfg.epochs, "device": cfg.device}
+
+
+def _system_or_reuse(variant: str, root: Path, machine: str, cfg, path: Path, progress: bool) -> dict:
+    """One comparison system on the demo's sections: per-section AUC/pAUC and hmeans, cached in ``path``
+    for the data (root, synthetic manifest) and settings it was computed for."""
+    from dataclasses import asdict
+
+    from .config import DEV_SECTIONS, EVAL_SECTIONS
     from .io_utils import atomic_write_json
     from .metrics import hmean_or_none
     from .provenance import find_synth_manifest
+    from .studies.experiment import VARIANT_LABELS
 
     manifest = find_synth_manifest(root)
-    key = {"root": str(Path(root).resolve()), "machine": machine,
-           "manifest": None if manifest is None else {k: v for k, v in manifest.items() if k != "manifest_path"}}
+    volatile = ("manifest_path", "last_run")  # last_run changes each time the demo re-checks the set
+    key = json.loads(json.dumps({
+        "variant": variant, "root": str(Path(root).resolve()), "machine": machine, "settings": asdict(cfg),
+        "manifest": None if manifest is None else {k: v for k, v in manifest.items() if k not in volatile}}))
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("key") == key:
+            print(f"[demo] {machine}: {VARIANT_LABELS[variant]} found in {path}, reused")
             return old
-    df = run_baseline(root, machine_types=[machine], workers=1, progress=progress)
+    c0 = time.process_time()
+    df, chosen = _system_rows(variant, root, machine, cfg, progress)
     sections = {int(r.section): {"auc": float(r.auc), "pauc": float(r.pauc)} for r in df.itertuples()}
 
-    def hm(secs):  # a section the baseline could not score is missing: None
+    def hm(secs):  # a section the system could not score is missing: None
         return hmean_or_none([sections.get(s, {}).get(k) for s in secs for k in ("auc", "pauc")])
 
-    out = {"key": key, "sections": sections, "hmean_dev": hm((0, 1, 2)), "hmean_eval": hm((3, 4, 5)),
-           "method": "per-section Gaussian mixture on log-mel mean/std (minasd.baseline)"}
+    out = {"key": key, "variant": variant, "label": VARIANT_LABELS[variant], "sections": sections,
+           "hmean_dev": hm(DEV_SECTIONS), "hmean_eval": hm(EVAL_SECTIONS), "chosen": chosen,
+           "cpu_s": round(time.process_time() - c0, 1)}
     atomic_write_json(path, out)
     return out
 
 
-def format_comparison(machine: str, res: dict, base: dict, acc: dict) -> str:
-    """What a newcomer needs at a glance: did it learn, and does it beat a detector with no learning?"""
+def _run_systems(args: argparse.Namespace, root: Path, machine: str, progress: bool) -> dict[str, dict]:
+    """The comparison systems of this run (:data:`DEMO_SYSTEMS`; the autoencoder only with ``--with-ae``)."""
+    systems = {}
+    for variant in DEMO_SYSTEMS:
+        if variant == "ae_dcase2021" and not args.with_ae:
+            continue
+        cfg = _system_config(variant, args.seed, args.device, args.ae_epochs)
+        path = args.out / "systems" / variant / f"{machine}.json"
+        systems[variant] = _system_or_reuse(variant, root, machine, cfg, path, progress)
+    return systems
+
+
+def format_comparison(machine: str, res: dict, systems: dict[str, dict], acc: dict) -> str:
+    """What a newcomer needs at a glance: did it learn, and how does it compare with the field's systems?"""
+    from .studies.experiment import VARIANT_LABELS
+
     fmt = lambda v: "  n/a" if v is None else f"{100 * v:5.1f}"  # noqa: E731
     hm = res["summary_hmean"]["h"]
     lines = [
         f"[demo] {machine}: validation section accuracy {acc['at_best']:.2f} at the best epoch ({acc['best_epoch']}), "
         f"{acc['final']:.2f} at the end (chance {1 / len(res['sections']):.2f})",
         f"[demo] {machine}: harmonic mean of AUC and pAUC (%)   sections 00-02   sections 03-05",
-        f"         two-BCE model (learned)                  {fmt(hm['dev'])}            {fmt(hm['eval'])}",
-        f"         baseline (no learning)                   {fmt(base['hmean_dev'])}            {fmt(base['hmean_eval'])}",
+        f"         {'two-BCE model (trained above)':<40} {fmt(hm['dev'])}            {fmt(hm['eval'])}",
     ]
+    for variant in DEMO_SYSTEMS:
+        label = VARIANT_LABELS[variant]
+        if variant in systems:
+            s = systems[variant]
+            lines.append(f"         {label:<40} {fmt(s['hmean_dev'])}            {fmt(s['hmean_eval'])}")
+        elif variant == "ae_dcase2021":
+            lines.append(f"         {label}: {AE_NOT_RUN}")
     return "\n".join(lines) + "\n"
 
 
@@ -216,7 +306,8 @@ def run_demo(args: argparse.Namespace) -> int:
     settings = profile.settings(epochs=args.epochs, backbone=args.backbone)
     backbone, epochs = settings["backbone"], settings["epochs"]
     summary = {"data_root": str(root), "data": label, "profile": profile.to_dict(), "epochs": epochs,
-               "backbone": backbone, "seed": args.seed, "types": {}}
+               "backbone": backbone, "seed": args.seed, "types": {},
+               "systems_not_run": {} if args.with_ae else {"ae_dcase2021": AE_NOT_RUN}}
     for machine in args.machine_types:
         t_type = time.perf_counter()
         cfg = TrainConfig(machine_type=machine, data_root=str(root), out_dir=str(args.out / "runs" / machine),
@@ -229,13 +320,13 @@ def run_demo(args: argparse.Namespace) -> int:
                  f"device {res['provenance']['device']}")
         print(f"\n[demo] {machine}: per-section results (h = {res['inlier']['kind']} p={res['inlier']['p']}), {scale}")
         print(format_table(res))
-        base = _baseline_or_reuse(root, machine, args.out / "baseline" / f"{machine}.json", progress)
-        print(format_comparison(machine, res, base, acc))
+        systems = _run_systems(args, root, machine, progress)
+        print(format_comparison(machine, res, systems, acc))
         for w in _write_figures(machine, log, res, run_dir, scale, args.out / "figures"):
             print(f"[demo] wrote {w}")
         hm = res["summary_hmean"]["h"]
         summary["types"][machine] = {"run_dir": str(run_dir), "hmean_dev": hm["dev"], "hmean_eval": hm["eval"],
-                                     "val_section_acc": acc, "baseline": base,
+                                     "val_section_acc": acc, "systems": systems,
                                      "sections": res["sections"], "seconds": round(time.perf_counter() - t_type, 1)}
 
     from .io_utils import atomic_write_json

@@ -39,9 +39,10 @@ max_iter 100, n_init 1, init_params "kmeans"; features raw (dB).  One mixture pe
   (:func:`minasd.data.protocol_clips`, the rule of every stage of this package).  The authors
   used source and target training clips (``gmmer.py`` l.93-95); on DCASE 2021 that is 3 of
   1,003 clips per section, and the synthetic sets have no target domain.
-* random_state: ours: ``TWFRConfig.seed`` (0), fixed, so the system is deterministic and
-  does not follow the experiment seed.  The authors pass None, which draws from numpy's global
-  state seeded 526 (``run.py`` l.90).
+* random_state: ours: ``TWFRConfig.seed`` (default 0); :mod:`minasd.studies.experiment` passes
+  its seed, so with k > 1 the seeds' fits differ by the mixtures' initialisation, and with k = 1
+  the fit is the sample mean and covariance (plus ``reg_covar``) whatever the seed.  The authors
+  pass None, which draws from numpy's global state seeded 526 (``run.py`` l.90).
 * A section with fewer training clips than components (or a fit scikit-learn refuses): that
   candidate is skipped (ours; the authors' sections never had that few clips), and a section
   with fewer training clips than the chosen k is left out of the results table.
@@ -103,7 +104,7 @@ class TWFRConfig:
         k_grid: mixture sizes searched, in the order candidates are tried.
         covariance_type, reg_covar, tol, max_iter: the scikit-learn mixture settings.
         score: ``"max_component"`` (the authors' code) or ``"mixture_nll"``.
-        seed: random state of every mixture fit (fixed: the system is deterministic).
+        seed: random state of every mixture fit (its initialisation; no effect when k = 1).
     """
 
     sample_rate: int = SAMPLE_RATE

@@ -621,7 +621,9 @@ def plot_kind_auc(table, *, caption: str, value: str = "auc", machine: str | Non
 def plot_controlled(table, *, caption: str, machine: str) -> Figure:
     """The controlled experiments of one machine type (``minasd controlled``): per row, the method's
     harmonic mean minus the baseline's on sections 00-02 and 03-05 (left), and its AUC against the
-    subtle and the gross anomalies with the baseline's as dashed lines (right).
+    subtle and the gross anomalies with the baseline's as dashed lines (right).  The baseline of
+    ``minasd controlled`` is the GMM on log-mel mean and std (the comparison system ``gmm_meanstd``;
+    its columns keep the name ``baseline_*``), and the figure names it so.
 
     Args:
         table: ``controlled.csv`` as a DataFrame (:func:`minasd.studies.controlled.load_controlled_tables`).
@@ -644,14 +646,14 @@ def plot_controlled(table, *, caption: str, machine: str) -> Figure:
     ax.barh(y - 0.2, t["diff_eval_hmean"], height=0.4, color="C0", label="sections 03-05")
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y, list(t["row"]))
-    ax.set(xlabel="method minus baseline, hmean [points]", title=f"{machine}: against the baseline")
+    ax.set(xlabel="method minus mean/std GMM, hmean [points]", title=f"{machine}: against the mean/std GMM")
     ax.legend(fontsize=7, loc="best")
     ax = axes[0, 1]
     for cls, colour, marker in (("subtle", "C2", "o"), ("gross", "C3", "s")):
         ax.plot(t[f"method_eval_auc_{cls}"], y, marker, color=colour, label=f"{cls} (method)")
         base = t[f"baseline_eval_auc_{cls}"].dropna()
         if len(base):
-            ax.axvline(float(base.iloc[0]), color=colour, ls="--", lw=1, label=f"{cls} (baseline)")
+            ax.axvline(float(base.iloc[0]), color=colour, ls="--", lw=1, label=f"{cls} (mean/std GMM)")
     ax.axvline(50, color="0.5", lw=0.8, ls=":")
     ax.set(xlabel="AUC, sections 03-05 [%]", title="by anomaly class")
     ax.legend(fontsize=7, loc="best")

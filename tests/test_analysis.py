@@ -156,7 +156,7 @@ def test_seed_summary_mean_and_spread():
 
 # --- paired bootstrap -------------------------------------------------------------------
 
-TWO = {"proposed": lambda r, y, k, s: r.normal() + 1.5 * y, "baseline": lambda r, y, k, s: r.normal() + 0.7 * y}
+TWO = {"proposed": lambda r, y, k, s: r.normal() + 1.5 * y, "gmm_meanstd": lambda r, y, k, s: r.normal() + 0.7 * y}
 
 
 def test_bootstrap_of_a_variant_against_itself_is_exactly_zero():
@@ -169,12 +169,12 @@ def test_bootstrap_of_a_variant_against_itself_is_exactly_zero():
 
 def test_bootstrap_point_estimate_is_the_seed_mean_of_section_metrics():
     df, _ = make_data(variants=TWO, seeds=(0, 1, 2))
-    res = A.paired_bootstrap(df, "proposed", "baseline", n_boot=300).set_index("machine")
+    res = A.paired_bootstrap(df, "proposed", "gmm_meanstd", n_boot=300).set_index("machine")
     summ = A.section_metrics(df).summary
     per = summ.pivot_table(index="machine", columns="variant", values="hmean", aggfunc="mean")
     for machine in ("fan", "valve", "All"):
         assert res.loc[machine, "hmean_a"] == pytest.approx(per.loc[machine, "proposed"], abs=1e-12)
-        assert res.loc[machine, "diff"] == pytest.approx(per.loc[machine, "proposed"] - per.loc[machine, "baseline"],
+        assert res.loc[machine, "diff"] == pytest.approx(per.loc[machine, "proposed"] - per.loc[machine, "gmm_meanstd"],
                                                          abs=1e-12)
         assert res.loc[machine, "lo"] <= res.loc[machine, "diff"] <= res.loc[machine, "hi"]
     assert res.loc["All", "seeds"] == "0,1,2" and res.loc["All", "n_boot"] == 300
@@ -185,7 +185,7 @@ def test_bootstrap_interval_shrinks_with_more_clips():
     large, _ = make_data(machines=("fan",), n_normal=200, n_anom=200, variants=TWO)
     w = {}
     for name, df in (("small", small), ("large", large)):
-        r = A.paired_bootstrap(df, "proposed", "baseline", n_boot=400).set_index("machine").loc["All"]
+        r = A.paired_bootstrap(df, "proposed", "gmm_meanstd", n_boot=400).set_index("machine").loc["All"]
         assert r["lo"] <= r["diff"] <= r["hi"]
         w[name] = r["hi"] - r["lo"]
     assert w["large"] < 0.6 * w["small"]  # about 1/sqrt(10) in theory
@@ -193,30 +193,30 @@ def test_bootstrap_interval_shrinks_with_more_clips():
 
 def test_bootstrap_is_reproducible_and_uses_shared_seeds_only():
     df, _ = make_data(variants=TWO, seeds=(0, 1, 2))
-    df = df[~((df["variant"] == "baseline") & (df["seed"] == 2))]
-    r1 = A.paired_bootstrap(df, "proposed", "baseline", n_boot=100, seed=5)
-    r2 = A.paired_bootstrap(df, "proposed", "baseline", n_boot=100, seed=5)
+    df = df[~((df["variant"] == "gmm_meanstd") & (df["seed"] == 2))]
+    r1 = A.paired_bootstrap(df, "proposed", "gmm_meanstd", n_boot=100, seed=5)
+    r2 = A.paired_bootstrap(df, "proposed", "gmm_meanstd", n_boot=100, seed=5)
     pd.testing.assert_frame_equal(r1, r2)
     assert (r1["seeds"] == "0,1").all() and (r1["n_seeds"] == 2).all()
     # seed 2 of proposed plays no part: changing its scores changes nothing
     moved = df.assign(score=np.where((df["variant"] == "proposed") & (df["seed"] == 2), 0.0, df["score"]))
-    pd.testing.assert_frame_equal(A.paired_bootstrap(moved, "proposed", "baseline", n_boot=100, seed=5), r1)
+    pd.testing.assert_frame_equal(A.paired_bootstrap(moved, "proposed", "gmm_meanstd", n_boot=100, seed=5), r1)
 
 
 def test_bootstrap_incomplete_type_and_bad_pairs():
     df, _ = make_data(variants=TWO)
-    part = df[~((df["machine"] == "valve") & (df["section"] == 4) & (df["variant"] == "baseline"))]
-    res = A.paired_bootstrap(part, "proposed", "baseline", n_boot=50).set_index("machine")
+    part = df[~((df["machine"] == "valve") & (df["section"] == 4) & (df["variant"] == "gmm_meanstd"))]
+    res = A.paired_bootstrap(part, "proposed", "gmm_meanstd", n_boot=50).set_index("machine")
     assert np.isnan(res.loc["valve", "diff"]) and "04" in res.loc["valve", "reason"]
     assert "valve" in res.loc["All", "reason"]
-    full = A.paired_bootstrap(df[df["machine"] == "fan"], "proposed", "baseline", n_boot=50).set_index("machine")
+    full = A.paired_bootstrap(df[df["machine"] == "fan"], "proposed", "gmm_meanstd", n_boot=50).set_index("machine")
     assert res.loc["All", "diff"] == pytest.approx(full.loc["All", "diff"], abs=1e-15)  # All over fan alone
     other = df.copy()
-    other.loc[(other["variant"] == "baseline") & (other["clip"].str.endswith("0000.wav")), "clip"] = "renamed.wav"
+    other.loc[(other["variant"] == "gmm_meanstd") & (other["clip"].str.endswith("0000.wav")), "clip"] = "renamed.wav"
     with pytest.raises(ValueError, match="same test clips"):
-        A.paired_bootstrap(other, "proposed", "baseline", n_boot=10)
+        A.paired_bootstrap(other, "proposed", "gmm_meanstd", n_boot=10)
     with pytest.raises(ValueError, match="share no seed"):
-        A.paired_bootstrap(df.assign(seed=np.where(df["variant"] == "baseline", 9, 0)), "proposed", "baseline")
+        A.paired_bootstrap(df.assign(seed=np.where(df["variant"] == "gmm_meanstd", 9, 0)), "proposed", "gmm_meanstd")
     with pytest.raises(ValueError, match="not in the scores"):
         A.paired_bootstrap(df, "proposed", "w/o h")
 
@@ -230,10 +230,10 @@ def test_bootstrap_at_the_protocol_shape():
     clips = [f"c{i:03d}.wav" for i in range(200)]
     parts = [pd.DataFrame(dict(machine=m, section=sec, clip=clips, label=y, variant=v, seed=sd,
                                score=rng.normal(size=200) + shift * y))
-             for m in MACHINE_TYPES for sec in SECTIONS for v, shift in (("proposed", 1.0), ("baseline", 0.8))
+             for m in MACHINE_TYPES for sec in SECTIONS for v, shift in (("proposed", 1.0), ("gmm_meanstd", 0.8))
              for sd in range(3)]
     df = pd.concat(parts, ignore_index=True)
-    res = A.paired_bootstrap(df, "proposed", "baseline", n_boot=100, eval_sections=SECTIONS)
+    res = A.paired_bootstrap(df, "proposed", "gmm_meanstd", n_boot=100, eval_sections=SECTIONS)
     assert len(res) == 8 and res["diff"].notna().all()
 
 
@@ -241,9 +241,9 @@ def test_bootstrap_at_the_protocol_shape():
 
 
 def _kind_scores():
-    """proposed detects gross anomalies (rattle, knock) and misses subtle ones; baseline the reverse."""
+    """proposed detects gross anomalies (rattle, knock) and misses subtle ones; the mean/std GMM the reverse."""
     return {"proposed": lambda r, y, k, s: r.normal() + (5.0 if k in KINDS["gross"] else 0.0),
-            "baseline": lambda r, y, k, s: r.normal() + (5.0 if k in KINDS["subtle"] else 0.0)}
+            "gmm_meanstd": lambda r, y, k, s: r.normal() + (5.0 if k in KINDS["subtle"] else 0.0)}
 
 
 def test_auc_by_kind_separates_detected_from_missed_kinds():
@@ -251,10 +251,10 @@ def test_auc_by_kind_separates_detected_from_missed_kinds():
     t = A.auc_by_kind(df, labels).set_index(["variant", "seed", "machine", "anomaly_kind"])
     for kind in ("rattle", "knock"):
         assert t.loc[("proposed", 0, "fan", kind), "auc"] > 0.97
-        assert abs(t.loc[("baseline", 0, "fan", kind), "auc"] - 0.5) < 0.25
+        assert abs(t.loc[("gmm_meanstd", 0, "fan", kind), "auc"] - 0.5) < 0.25
         assert t.loc[("proposed", 0, "fan", kind), "detection_rate"] > 0.9
         assert t.loc[("proposed", 0, "fan", kind), "severity_class"] == "gross"
-    assert t.loc[("baseline", 1, "valve", "shift"), "auc"] > 0.97
+    assert t.loc[("gmm_meanstd", 1, "valve", "shift"), "auc"] > 0.97
     assert (t["n_anomalous"] == 30).all() and (t["n_sections"] == 3).all()  # 10 clips of a kind x 3 sections
     c = A.auc_by_class(df, labels).set_index(["variant", "seed", "machine", "severity_class"])
     assert c.loc[("proposed", 0, "fan", "gross"), "auc"] > 0.97 and c.loc[("proposed", 0, "fan", "subtle"), "auc"] < 0.8
@@ -314,7 +314,7 @@ def test_caught_missed_counts():
         # the other system still catches about 10 % of a kind it misses (its FPR-0.1 threshold)
         assert t.loc[(m, "rattle"), "a_only"] >= 45 and t.loc[(m, "rattle"), "b_only"] <= 3
         assert t.loc[(m, "shift"), "b_only"] >= 45 and t.loc[(m, "shift"), "a_only"] <= 3
-    assert set(t["variant_a"]) == {"proposed"} and set(t["variant_b"]) == {"baseline"}
+    assert set(t["variant_a"]) == {"proposed"} and set(t["variant_b"]) == {"gmm_meanstd"}
 
 
 def test_labels_must_match_the_scores():
@@ -349,7 +349,7 @@ def test_plot_auc_by_severity():
     assert CAP.replace(" ", "") in _texts(fig)
     for ax in axes:
         lines = [ln for ln in ax.get_lines() if not ln.get_label().startswith("_")]
-        assert sorted(ln.get_label() for ln in lines) == ["baseline", "proposed"]
+        assert sorted(ln.get_label() for ln in lines) == ["gmm_meanstd", "proposed"]
         assert all(len(ln.get_xdata()) == 3 for ln in lines)
         assert ax.get_xlabel().startswith("severity") and ax.get_ylim() == (0, 1.02)
         assert len(ax.collections) == 2  # the seed bands
@@ -366,17 +366,17 @@ def test_plot_auc_by_severity():
 def test_plot_kind_auc():
     df, labels = make_data(variants=_kind_scores(), seeds=(0, 1))
     t = A.auc_by_kind(df, labels)
-    fig = viz.plot_kind_auc(t, caption=CAP, machine="fan", variants=["proposed", "baseline"])
+    fig = viz.plot_kind_auc(t, caption=CAP, machine="fan", variants=["proposed", "gmm_meanstd"])
     ax = [a for a in fig.axes if a.get_label() != "<colorbar>"][0]
     assert len(fig.axes) == 2  # heatmap and colour bar
     rows = [tl.get_text() for tl in ax.get_yticklabels()]
     assert rows == ["shift (subtle)", "tone (subtle)", "knock (gross)", "rattle (gross)"]  # kinds sorted in a class
-    assert [tl.get_text() for tl in ax.get_xticklabels()] == ["proposed", "baseline"]
+    assert [tl.get_text() for tl in ax.get_xticklabels()] == ["proposed", "gmm_meanstd"]
     data = ax.images[0].get_array()
     assert data.shape == (4, 2) and data[2, 0] > 0.97 and data[0, 1] > 0.97  # mean over the two seeds
     assert CAP.replace(" ", "") in _texts(fig)
     both = viz.plot_kind_auc(t, caption=CAP)
-    assert [tl.get_text() for tl in both.axes[0].get_xticklabels()] == ["baseline", "proposed"]  # table order
+    assert [tl.get_text() for tl in both.axes[0].get_xticklabels()] == ["gmm_meanstd", "proposed"]  # table order
     with pytest.raises(ValueError, match="not in the table"):
         viz.plot_kind_auc(t, caption=CAP, variants=["w/o h"])
     assert len(both.axes[0].get_yticklabels()) == 8 and "valve:knock(gross)" in _texts(both)

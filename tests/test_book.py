@@ -59,7 +59,7 @@ def _empty_experiment(out: Path, data_root: Path, config: dict | None = None) ->
     """An experiment folder ``out`` whose ``results/`` match the schema but hold no machine type."""
     from minasd.provenance import data_manifest
 
-    cfg = {"variants": ["proposed", "baseline"], "grid_lam": [0.1, 10.0], "grid_p": {"gmm": [1, 2], "lof": [4]}}
+    cfg = {"variants": ["proposed", "gmm_meanstd"], "grid_lam": [0.1, 10.0], "grid_p": {"gmm": [1, 2], "lof": [4]}}
     prov = {"config": dict(config or {}, grid_lam=cfg["grid_lam"]), "data_root": str(Path(data_root).resolve()),
             "data": data_manifest(data_root), "device": "cpu", "device_name": "cpu", "epochs": {}}
     write_tables(out, cfg, {}, prov)
@@ -244,3 +244,82 @@ def test_paper_analogue_has_the_papers_columns_and_beside_paper_labels_every_sou
     assert sources[1].startswith("minasd, live: ")
     assert styled.caption.startswith("Table III (paper) beside the Table III analogues")
     assert f"minasd live: {results_label(res)}." in styled.caption
+
+
+# --------------------------------------------------------------------------------------
+# the comparison systems beside the method (chapter 6)
+# --------------------------------------------------------------------------------------
+
+
+def test_paper_analogue_of_table3_can_carry_the_comparison_systems(tmp_path):
+    import pandas as pd
+
+    from minasd.metrics import ALL_LABEL
+
+    res = load_committed(_empty_experiment(tmp_path / "exp", tmp_path / "data"))
+    res["tables"]["table3"] = pd.DataFrame({"variant": ["wo_h", "proposed"], "machine": ["fan", "fan"],
+                                            "hmean": [55.0, 70.0]})
+    res["tables"]["table2"] = pd.DataFrame({"variant": ["gmm_meanstd", "proposed", "twfr_gmm", "gmm_meanstd"],
+                                            "machine": ["fan", "fan", "fan", ALL_LABEL],
+                                            "hmean": [72.0, 70.0, 74.0, 72.0]})
+    assert list(book.paper_analogue(res, "table3").index) == ["proposed", "wo_h"]
+    both = book.paper_analogue(res, "table3", systems=True)
+    assert list(both.index) == ["proposed", "wo_h", "twfr_gmm", "gmm_meanstd"]  # experiment.SYSTEMS order
+    assert both.loc["twfr_gmm", "fan"] == 74.0 and both.loc["gmm_meanstd", "All/Har-mean"] == 72.0
+    assert list(book.paper_analogue(res, "table2").index) == ["proposed", "twfr_gmm", "gmm_meanstd"]
+
+
+def test_published_real_data_labels_every_row_with_its_data_metric_and_source():
+    from minasd import paper
+
+    t = book.published_real_data()
+    assert list(t.columns) == [*paper.COLUMNS, "metric", "data", "source"]
+    assert len(t) == len(paper.table2()) + len(paper.published_systems())
+    assert t[["metric", "data", "source"]].notna().all().all() and (t["data"].str.startswith("real DCASE 202")).all()
+    ours = t.loc["Proposed method (the paper)"]
+    assert ours["All/Har-mean"] == 69.42 and "sections 03-05" in ours["data"] and "Table II" in ours["source"]
+    ae = t.loc["official DCASE 2021 autoencoder"]
+    assert ae["valve"] == 54.4 and "sections 00-02" in ae["data"] and ae["metric"].startswith("AUC")
+    assert "DCASE 2022" in t.loc["TWFR-GMM", "data"] and t.loc["TWFR-GMM", ["pump", "All/Har-mean"]].isna().all()
+
+
+def _system_results(seed: int, kept: bool = False) -> dict:
+    """A results dict (as load_results gives) with the comparison systems' records of two types."""
+    def ae(m):
+        return {"run": None, "cpu_s": 100.0 + seed, "models": [
+            {"group": g, "threshold": {"value": 7.5, "method": "gamma", "q": 0.9},
+             "decisions": {str(s): {"tp": 60, "fp": 10, "fn": 40, "tn": 90, "precision": 60 / 70, "recall": 0.6,
+                                    "f1": 0.7} for s in secs}} for g, secs in (("dev", (0, 1, 2)), ("eval", (3, 4, 5)))]}
+
+    types = {}
+    for m, k in (("fan", 2), ("ToyCar", 4)):
+        rec = {"variants": {
+            "proposed": {"training": {"train_seconds": 300.0 + 10 * seed}},
+            "ae_dcase2021": ae(m),
+            "twfr_gmm": {"selected": {"k": k, "r": 0.5, "dev_hmean": 0.8, "how": "dev"}, "cpu_s": 20.0},
+            "gmm_meanstd": {"cpu_s": 10.0 * (seed + 1)}}}
+        if kept:
+            rec["kept"] = {"variants": ["proposed"], "finished_at": "2026-12-02T01:16:21+0000"}
+        types[m] = rec
+    return {"manifest": {"machine_types": ["ToyCar", "fan"]}, "types": types}
+
+
+def test_twfr_choices_ae_decisions_and_the_cost_table_read_the_type_records():
+    runs = {0: _system_results(0, kept=True), 1: _system_results(1)}
+    choices = book.twfr_choices(runs)
+    assert list(choices.index) == [("fan", 0), ("ToyCar", 0), ("fan", 1), ("ToyCar", 1)]  # the paper's type order
+    assert choices.loc[("ToyCar", 1), "k"] == 4 and choices.loc[("fan", 0), "dev hmean [%]"] == pytest.approx(80.0)
+    dec = book.ae_decisions(runs[0])
+    assert len(dec) == 2 * 6 and list(dec.index[0]) == ["fan", "dev", "00"]
+    assert dec.loc[("ToyCar", "eval", "05"), "threshold"] == 7.5 and dec["how"].iloc[0] == "gamma q=0.9"
+    cost = book.cost_table(runs)
+    assert list(cost.index) == ["fan", "ToyCar", "all types (sum)"]
+    assert cost.loc["fan", "GMM on log-mel mean/std: CPU s (features, fits, scoring)"] == pytest.approx(15.0)
+    assert cost.loc["fan", "proposed (serial two-BCE): training, wall s (chosen run)"] == pytest.approx(305.0)
+    assert cost.loc["all types (sum)", "DCASE 2021 autoencoder: CPU s (features, training, scoring)"] == \
+        pytest.approx(2 * 100.5)
+    note = book.kept_note(runs)
+    assert note.startswith("2 type records (seed, type) kept the method's variants") and "2026-12-02" in note
+    assert book.kept_note({1: runs[1]}) == ""
+    empty = {0: {"manifest": {"machine_types": ["fan"]}, "types": {"fan": {"variants": {}}}}}
+    assert book.twfr_choices(empty).empty and book.ae_decisions(empty[0]).empty and book.cost_table(empty).empty

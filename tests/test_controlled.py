@@ -78,7 +78,9 @@ def test_baseline_on_all_clips_equals_the_experiments_baseline(micro):
 
     root, base, _ = micro
     shared = json.loads((base / "work" / "baseline" / "results" / "types" / "fan.json").read_text())
-    want = {r["section"]: (r["auc"], r["pauc"]) for r in shared["sections"] if r["variant"] == "baseline"}
+    assert shared["config_signature"]["variants"] == ["gmm_meanstd"]  # the baseline is the GMM on log-mel mean/std
+    want = {r["section"]: (r["auc"], r["pauc"]) for r in shared["sections"] if r["variant"] == "gmm_meanstd"}
+    assert sorted(want) == [0, 1, 2, 3, 4, 5]
     got = baseline_on_clips(root, "fan", None, seed=0, cache=base / "work" / "baseline" / "features" / "fan.npz")
     assert sorted(r["section"] for r in got) == sorted(want)
     for r in got:
@@ -93,6 +95,7 @@ def test_provenance_and_no_absolute_paths(micro):
     assert prov["data"]["synthetic"] and prov["profile"]["name"] == "cpu" and prov["seed"] == 0
     assert prov["git_commit"] and prov["command"].startswith("minasd controlled")
     assert set(prov["wall_s_per_row"]) == set(ROWS_RUN) and not prov["data_root"].startswith("/")
+    assert "['gmm_meanstd']" in prov["shared_baseline"]
 
 
 def test_bad_row_names_give_a_clear_error(micro, capsys, monkeypatch):

@@ -114,7 +114,7 @@ def test_default_grids_are_the_documented_ones():
 
 # ---- a micro experiment -------------------------------------------------------------
 
-KW = dict(machine_types=["fan"], epochs=1, device="cpu", variants=["proposed", "product_only", "wo_h", "baseline"],
+KW = dict(machine_types=["fan"], epochs=1, device="cpu", variants=["proposed", "product_only", "wo_h", "gmm_meanstd"],
           grid_p={"gmm": [1, 2, 64], "lof": [4]}, grid_lam=[10.0], workers=1, progress=False,
           train_overrides=dict(batch_size=8, backbone="mobilenetv3_small_050"), tsne_max_target=20,
           tsne_max_other=10)
@@ -161,7 +161,8 @@ def test_micro_experiment_writes_valid_results(micro):
     assert m["grids"]["lam"] == [10.0] and m["grids"]["p"] == {"gmm": [1, 2, 64], "lof": [4]}
     assert m["provenance"]["data"]["synthetic"] and m["provenance"]["epochs"]["fan"]["proposed"] == 1
     t2, t3 = again["tables"]["table2"], again["tables"]["table3"]
-    assert set(t2.variant) == {"proposed", "baseline"} and set(t3.variant) == {"proposed", "wo_h", "product_only"}
+    assert list(dict.fromkeys(t2.variant)) == ["proposed", "gmm_meanstd"]  # the systems asked, no other
+    assert set(t3.variant) == {"proposed", "wo_h", "product_only"}
     assert set(t2.machine) == {"fan", "All"} and t2.hmean.between(0, 100).all()
     assert (t2[t2.machine == "All"].note == "over fan").all()
     secs = again["tables"]["sections"]
@@ -174,7 +175,8 @@ def test_micro_experiment_writes_valid_results(micro):
     assert set(again["tsne"]) == {"fan_proposed", "fan_product_only"}
     tsne = again["tsne"]["fan_proposed"]
     assert tsne["coords"].shape == (30, 2) and (tsne["groups"] == "other types").sum() == 10
-    assert set(again["roc"]["fan"]) == {"proposed", "wo_h", "product_only"}
+    assert set(again["roc"]["fan"]) == {"proposed", "wo_h", "product_only", "gmm_meanstd"}
+    assert set(again["roc"]["fan"]["gmm_meanstd"]) == {"00", "01", "02", "03", "04", "05"}
     assert "logs/fan/proposed_lam10.jsonl" in again["logs"]
 
 
@@ -187,7 +189,7 @@ def test_per_clip_scores_reproduce_the_section_table(micro):
     root, out, res, _ = micro
     sc = res["scores"]
     assert tuple(sc.columns) == SCORE_COLUMNS
-    assert set(sc.variant) == {"proposed", "wo_h", "product_only", "baseline"} and set(sc.seed) == {0}
+    assert set(sc.variant) == {"proposed", "wo_h", "product_only", "gmm_meanstd"} and set(sc.seed) == {0}
     assert not sc["clip"].str.contains("target").any()  # source domain only
     secs = res["tables"]["sections"]
     for (variant, section), part in sc.groupby(["variant", "section"]):
@@ -226,7 +228,8 @@ def test_dcase_team_folder_holds_every_types_official_files(micro):
     root, out, res, _ = micro
     man = json.loads((out / "dcase" / "manifest.json").read_text())
     assert set(man["variants"]) == {"proposed", "product_only"}  # the variants whose runs score and decide
-    assert set(man["not_written"]) == {"wo_h", "baseline"} and all(man["not_written"].values())
+    assert set(man["not_written"]) == {"wo_h", "gmm_meanstd"} and all(man["not_written"].values())
+    assert "comparison system" in man["not_written"]["gmm_meanstd"]  # the reason, not only the name
     assert sorted(p.name for p in (out / "dcase").iterdir()) == ["manifest.json", "product_only", "proposed"]
     df = index(root)
     test = df[(df["split"] == "test") & df["machine"].isin(res["manifest"]["machine_types"])]
@@ -266,7 +269,7 @@ def test_dcase_team_folder_is_rebuilt_and_says_what_it_changed(micro, tmp_path, 
     tampered.write_text("section_03_source_test_normal_0000.wav,0.5\n")
     (team / "decision_result_fan_section_09_source_test.csv").write_text("x.wav,1\n")
     (team / "notes.txt").write_text("mine")
-    variants = ["proposed", "product_only", "wo_h", "baseline"]
+    variants = ["proposed", "product_only", "wo_h", "gmm_meanstd"]
     capsys.readouterr()
     man = write_dcase_teams(out, variants, res["types"], progress=False)
     printed = capsys.readouterr().out
@@ -289,15 +292,21 @@ def test_dcase_team_folder_is_rebuilt_and_says_what_it_changed(micro, tmp_path, 
 
 
 def test_resume_trains_nothing(micro, tmp_path):
+    """A type record made with another method configuration (here another t-SNE sample size) is not
+    reused: the method's part is computed again, its finished runs (same training settings) skipped."""
     root, shared_out, res, _ = micro
     out = tmp_path / "out"
     shutil.copytree(shared_out, out)  # this test deletes and rewrites results: never the shared fixture's
     runs = sorted((out / "runs" / "fan").iterdir())
     stamps = {p / f: (p / f).stat().st_mtime_ns for p in runs for f in ("log.jsonl", "checkpoints/best.pt")}
     stamps.update({f: f.stat().st_mtime_ns for f in (out / "dcase").rglob("*_test.csv")})  # same content: not rewritten
-    (out / "results" / "types" / "fan.json").unlink()  # as if interrupted after training
+    record = out / "results" / "types" / "fan.json"
+    obj = json.loads(record.read_text())
+    obj["config_signature"]["tsne_max_target"] = KW["tsne_max_target"] + 1
+    record.write_text(json.dumps(obj))
     again = experiment(root, out, **KW)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert "kept" not in again["types"]["fan"]  # not reused: the runs' entries below are this call's
     assert again["types"]["fan"]["runs"] == {"proposed_lam10": {"action": "skipped"},
                                              "product_only_lam10": {"action": "skipped"}}
     assert again["tables"]["table3"].equals(res["tables"]["table3"])
@@ -306,11 +315,159 @@ def test_resume_trains_nothing(micro, tmp_path):
     assert (shared_out / "results" / "types" / "fan.json").is_file()  # the shared experiment is untouched
 
 
+METHOD_PART = ["proposed", "product_only", "wo_h"]  # KW's method variants
+#: The comparison systems' settings of these tests: 2 autoencoder epochs, 3 TWFR decay values (quick, not the published)
+QUICK_SYSTEMS = {"ae_dcase2021": {"epochs": 2}, "twfr_gmm": {"r_grid": (0.0, 0.5, 1.0)}}
+
+
+def _part(df, variants):
+    """The rows of ``variants`` (sections or clip scores) in one order."""
+    keys = [c for c in ("variant", "machine", "section", "clip") if c in df.columns]
+    return df[df["variant"].isin(variants)].sort_values(keys).reset_index(drop=True)
+
+
+def _no_method(*args, **kw):
+    raise AssertionError("the method was selected and evaluated again")
+
+
+def _file_stamps(folder: Path) -> dict:
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_adding_comparison_systems_trains_nothing_and_keeps_the_method(micro, tmp_path, monkeypatch):
+    """A finished type gains the autoencoder and TWFR-GMM: no file of the method's runs is touched (no
+    training, no evaluation), its records, numbers and clip scores are the earlier ones, and each system
+    gets its sections, clip scores (which reproduce its AUCs), ROC points, Table II row and DCASE note."""
+    import minasd.studies.experiment as exp_mod
+    from minasd.metrics import auc_pauc
+
+    root, shared_out, res, _ = micro
+    out = tmp_path / "out"
+    shutil.copytree(shared_out, out)
+    runs_before = _file_stamps(out / "runs")
+    assert out / "runs" / "fan" / "proposed_lam10" / "checkpoints" / "best.pt" in runs_before
+    monkeypatch.setattr(exp_mod, "_select_and_evaluate", _no_method)
+    variants = KW["variants"] + ["ae_dcase2021", "twfr_gmm"]
+    again = experiment(root, out, **{**KW, "variants": variants}, system_settings=QUICK_SYSTEMS)
+    assert _file_stamps(out / "runs") == runs_before
+    ty, ty0 = again["types"]["fan"], res["types"]["fan"]
+    assert sorted(ty["kept"]["variants"]) == sorted(METHOD_PART) and ty["kept"]["schema_version"] == 4
+    assert "gmm_meanstd_vs_schema3_baseline" not in ty["kept"]
+    assert all(ty["variants"][v] == ty0["variants"][v] for v in METHOD_PART) and ty["runs"] == ty0["runs"]
+    secs0, secs = res["tables"]["sections"], again["tables"]["sections"]
+    pd.testing.assert_frame_equal(_part(secs, METHOD_PART), _part(secs0, METHOD_PART))
+    pd.testing.assert_frame_equal(_part(again["scores"], METHOD_PART), _part(res["scores"], METHOD_PART))
+    # the GMM on mean/std, computed again with the same seed, gives the same numbers
+    pd.testing.assert_frame_equal(_part(secs, ["gmm_meanstd"]), _part(secs0, ["gmm_meanstd"]))
+    assert set(again["tsne"]) == set(res["tsne"]) and "logs/fan/proposed_lam10.jsonl" in again["logs"]
+    for v in ("ae_dcase2021", "twfr_gmm"):
+        assert sorted(secs[secs.variant == v].section) == ["00", "01", "02", "03", "04", "05"]
+        assert set(again["roc"]["fan"][v]) == {"00", "01", "02", "03", "04", "05"}
+        for section, part in again["scores"][again["scores"].variant == v].groupby("section"):
+            auc, _ = auc_pauc(part.label.to_numpy(), part.score.to_numpy())
+            assert len(part) == 6 and secs[(secs.variant == v) & (secs.section == f"{section:02d}")].AUC.item() \
+                == pytest.approx(100 * auc)
+        assert ty["variants"][v]["run"] is None and ty["variants"][v]["cpu_s"] >= 0
+    assert ty["variants"]["ae_dcase2021"]["training"]["epochs_done"] == 2
+    assert {m["group"] for m in ty["variants"]["ae_dcase2021"]["models"]} == {"dev", "eval"}
+    sel = ty["variants"]["twfr_gmm"]["selected"]
+    assert sel["k"] in (1, 2, 4, 8) and sel["r"] in (0.0, 0.5, 1.0) and sel["how"]
+    assert ty["variants"]["twfr_gmm"]["candidates"] == 3 * 4  # r x k, chosen on sections 00-02
+    assert list(dict.fromkeys(again["tables"]["table2"].variant)) == ["proposed", "ae_dcase2021", "twfr_gmm",
+                                                                       "gmm_meanstd"]
+    man = json.loads((out / "dcase" / "manifest.json").read_text())
+    assert set(man["variants"]) == {"proposed", "product_only"}
+    assert set(man["not_written"]) == {"wo_h", "ae_dcase2021", "twfr_gmm", "gmm_meanstd"}
+    assert all("comparison system" in man["not_written"][v] for v in ("ae_dcase2021", "twfr_gmm", "gmm_meanstd"))
+    monkeypatch.setattr(exp_mod, "_add_system", _no_method)  # the same call again: everything up to date
+    experiment(root, out, **{**KW, "variants": variants}, system_settings=QUICK_SYSTEMS)
+
+
+def test_a_schema3_record_lends_its_method_part_and_its_baseline_is_checked(micro, tmp_path, monkeypatch):
+    """A record of results schema 3 (the GMM on mean/std then called "baseline") keeps its method
+    variants; gmm_meanstd is computed and compared with the old baseline section by section (same data,
+    same code: no difference); nothing named "baseline" is left."""
+    import minasd.studies.experiment as exp_mod
+
+    root, shared_out, res, _ = micro
+    out = tmp_path / "out"
+    shutil.copytree(shared_out, out)
+    res_dir = out / "results"
+    obj = json.loads((res_dir / "types" / "fan.json").read_text())  # as schema 3 wrote it
+    obj["schema_version"] = 3
+    for r in obj["sections"]:
+        r["variant"] = "baseline" if r["variant"] == "gmm_meanstd" else r["variant"]
+    obj["config_signature"]["variants"] = ["baseline" if v == "gmm_meanstd" else v for v in KW["variants"]]
+    obj["variants"]["baseline"] = obj["variants"].pop("gmm_meanstd")
+    (res_dir / "types" / "fan.json").write_text(json.dumps(obj))
+    scores = pd.read_csv(res_dir / "scores" / "fan.csv")
+    scores.assign(variant=scores["variant"].replace("gmm_meanstd", "baseline")).to_csv(res_dir / "scores" / "fan.csv",
+                                                                                       index=False)
+    roc = json.loads((res_dir / "roc" / "fan.json").read_text())
+    del roc["gmm_meanstd"]  # schema 3 kept no ROC points of the baseline
+    (res_dir / "roc" / "fan.json").write_text(json.dumps(roc))
+    monkeypatch.setattr(exp_mod, "_select_and_evaluate", _no_method)
+    again = experiment(root, out, **KW)
+    ty = again["types"]["fan"]
+    assert ty["schema_version"] == exp_mod.RESULTS_SCHEMA_VERSION == 4 and ty["kept"]["schema_version"] == 3
+    assert ty["kept"]["gmm_meanstd_vs_schema3_baseline"] == {"sections": [0, 1, 2, 3, 4, 5], "max_abs_diff": 0.0}
+    names = set(again["tables"]["sections"].variant) | set(again["scores"].variant) | set(ty["variants"])
+    assert "baseline" not in names and "gmm_meanstd" in names
+    pd.testing.assert_frame_equal(_part(again["tables"]["sections"], KW["variants"]),
+                                  _part(res["tables"]["sections"], KW["variants"]))
+    pd.testing.assert_frame_equal(_part(again["scores"], KW["variants"]), _part(res["scores"], KW["variants"]))
+    assert set(again["roc"]["fan"]) == set(res["roc"]["fan"])  # the GMM's ROC points computed again
+
+
+def test_a_record_is_reused_only_when_the_method_configuration_is_the_same():
+    """_reusable: the comparison systems (which, and their settings) may differ; any setting of the
+    method (epochs, seed, grids, training overrides, t-SNE sample, which method variants) may not."""
+    from minasd.studies.experiment import _reusable, _signature
+
+    cfg = {k: v for k, v in KW.items() if k in ("variants", "grid_p", "grid_lam", "epochs", "train_overrides",
+                                                "tsne_max_target", "tsne_max_other")}
+    cfg["seed"] = 0
+    old = {"schema_version": 4, "config_signature": _signature(cfg)}
+    assert _reusable(old, cfg) is old
+    for same in ({"variants": KW["variants"] + ["ae_dcase2021"]}, {"variants": METHOD_PART},
+                 {"system_settings": {"ae_dcase2021": {"epochs": 2}}}):
+        assert _reusable(old, {**cfg, **same}) is old, same
+    assert _reusable({**old, "schema_version": 3}, cfg) is not None
+    for version in (2, None):
+        assert _reusable({**old, "schema_version": version}, cfg) is None
+    for other in ({"epochs": 2}, {"seed": 1}, {"grid_lam": [0.1, 10.0]}, {"grid_p": {"gmm": [1], "lof": [4]}},
+                  {"train_overrides": {**KW["train_overrides"], "batch_size": 16}}, {"tsne_max_other": 5},
+                  {"variants": ["proposed", "wo_h", "gmm_meanstd"]}, {"variants": ["gmm_meanstd", "twfr_gmm"]}):
+        assert _reusable(old, {**cfg, **other}) is None, other
+    assert _reusable(None, cfg) is None
+
 def _drop_checksums(results_dir):
     """A manifest as earlier minasd wrote it (no checksums): the remaining checks must still hold."""
     man = json.loads((results_dir / "manifest.json").read_text())
     del man["checksums"]
     (results_dir / "manifest.json").write_text(json.dumps(man))
+
+
+def test_a_record_withdrawn_while_the_records_are_listed_is_skipped(tmp_path, monkeypatch):
+    """Another job withdraws a type's record (it starts that type again) between the listing of
+    types/*.json and the reading: the readers leave that type out instead of failing (a race seen in
+    a two-job `minasd results`)."""
+    import minasd.studies.experiment as exp_mod
+
+    types = tmp_path / "results" / "types"
+    types.mkdir(parents=True)
+    for m, version in (("fan", exp_mod.RESULTS_SCHEMA_VERSION), ("pump", 3)):
+        (types / f"{m}.json").write_text(json.dumps({"machine_type": m, "schema_version": version}))
+    real_read = Path.read_text
+
+    def withdrawn_meanwhile(self, *a, **kw):
+        if self.name == "pump.json" and self.exists():
+            self.unlink()  # the other job's withdrawal, right after the listing
+        return real_read(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", withdrawn_meanwhile)
+    assert list(exp_mod._reusable_records(tmp_path / "results")) == ["fan"]
+    assert list(exp_mod._finished_types(tmp_path / "results")) == ["fan"]
 
 
 def test_load_results_rejects_mismatched_files(micro, tmp_path):
@@ -362,7 +519,7 @@ def test_tables_left_half_rewritten_by_an_interruption_are_refused_then_rewritte
             raise KeyboardInterrupt("interrupted between selection.csv and selection.json")
         return write_json(path, obj, *a, **kw)
 
-    kw = {**KW, "variants": ["proposed", "baseline"]}
+    kw = {**KW, "variants": ["proposed", "gmm_meanstd"]}
     monkeypatch.setattr(exp_mod, "atomic_write_json", interrupted)
     with pytest.raises(KeyboardInterrupt):
         experiment(root, out, **kw)

@@ -7,6 +7,11 @@ import pytest
 
 from minasd import cli
 
+# the fixture's variants (in no order: --variants orders them).  Left out to keep the test short:
+# product_only (a training per type) and TWFR-GMM (its r x k search; tests/test_experiment.py runs it)
+VARIANTS = "wo_h,gmm_meanstd,proposed,no_mixup,ae_dcase2021"
+PRESENT = ("ae_dcase2021", "gmm_meanstd")  # the comparison systems of VARIANTS
+
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
@@ -16,7 +21,8 @@ def micro(tmp_path_factory):
     root = make_dataset(base / "tiny", size="tiny", workers=1, progress=False, machine_types=["fan", "pump"])
     args = ["results", "--data", str(root), "--work", str(base / "work"), "--out", str(base / "out"),
             "--profile", "cpu", "--epochs", "1", "--seeds", "0", "1", "--grid-lam", "10",
-            "--machine-types", "fan", "pump", "--n-boot", "50", "--jobs", "2", "--quiet"]
+            "--machine-types", "fan", "pump", "--variants", VARIANTS, "--ae-epochs", "2", "--n-boot", "50",
+            "--jobs", "2", "--quiet"]
     assert cli.main(args) == 0
     return root, base, args
 
@@ -27,18 +33,33 @@ def test_every_seed_is_published_and_summarised(micro):
     from minasd.studies.experiment import load_results
 
     s0, s1 = load_results(out / "seed0"), load_results(out / "seed1")
-    assert set(s0["scores"]["variant"]) == {"proposed", "no_mixup", "product_only", "wo_h", "baseline"}
-    assert set(s1["scores"]["variant"]) == {"proposed", "baseline"}  # further seeds: proposed and baseline
+    assert set(s0["scores"]["variant"]) == {"proposed", "no_mixup", "wo_h", *PRESENT}
+    assert set(s1["scores"]["variant"]) == {"proposed", *PRESENT}  # further seeds: proposed and the systems
+    assert s0["manifest"]["variants"] == ["proposed", "no_mixup", "wo_h", *PRESENT]  # --variants, in VARIANTS order
+    for k, res in ((0, s0), (1, s1)):  # --ae-epochs reached every seed's autoencoder; the seed is the seed's
+        for m in ("fan", "pump"):
+            ae = res["types"][m]["variants"]["ae_dcase2021"]
+            assert ae["training"]["epochs_done"] == 2 and ae["settings"]["seed"] == k
+            assert res["types"][m]["config_signature"]["system_settings"] == {"ae_dcase2021": {"epochs": 2}}
     assert set(s0["scores"]["seed"]) == {0} and set(s1["scores"]["seed"]) == {1}
     over = pd.read_csv(out / "summary" / "types_over_seeds.csv")
     fan = over[(over["variant"] == "proposed") & (over["machine"] == "fan")].iloc[0]
     assert fan["n_seeds"] == 2 and 0.0 <= fan["mean"] <= 1.0
     boot = pd.read_csv(out / "summary" / "paired_bootstrap.csv")
-    row = boot[(boot["variant_a"] == "proposed") & (boot["variant_b"] == "baseline") & (boot["machine"] == "fan")]
-    assert len(row) == 1 and row.iloc[0]["lo"] <= row.iloc[0]["diff"] <= row.iloc[0]["hi"]
+    pairs = {("proposed", v) for v in PRESENT} | {("no_mixup", "proposed"), ("wo_h", "proposed")}
+    assert set(zip(boot["variant_a"], boot["variant_b"])) == pairs  # proposed vs each system; ablations vs proposed
+    for v in PRESENT:
+        for m in ("fan", "pump"):
+            row = boot[(boot["variant_a"] == "proposed") & (boot["variant_b"] == v) & (boot["machine"] == m)]
+            assert len(row) == 1 and row.iloc[0]["lo"] <= row.iloc[0]["diff"] <= row.iloc[0]["hi"]
     kinds = pd.read_csv(out / "summary" / "auc_by_kind.csv")  # synthetic data: anomaly kinds known
-    assert {"proposed", "baseline"} <= set(kinds["variant"])
+    assert {"proposed", *PRESENT} <= set(kinds["variant"])
+    caught = pd.read_csv(out / "summary" / "caught_missed.csv")
+    assert list(caught.columns[:2]) == ["variant_a", "variant_b"]
+    assert set(zip(caught["variant_a"], caught["variant_b"])) == {("proposed", v) for v in PRESENT}
     prov = json.loads((out / "summary" / "provenance.json").read_text())
+    assert prov["system_settings"] == {"ae_dcase2021": {"epochs": 2}}
+    assert f"--variants {VARIANTS} --ae-epochs 2" in prov["command"]
     assert prov["profile"]["name"] == "cpu" and prov["seeds_published"] == [0, 1]
     assert prov["data"]["synthetic"] and prov["chosen_lam"] == {"fan": 10.0, "pump": 10.0} and prov["git_commit"]
     assert set(prov["seeds"]) == {"0", "1"} and prov["seeds"]["0"]["wall_s_per_type"]["fan"] > 0
@@ -67,8 +88,8 @@ def test_each_seed_publishes_its_dcase_team_folders(micro):
     root, base, _ = micro
     from minasd.studies.experiment import load_results
 
-    for k, variants, without in ((0, {"proposed", "no_mixup", "product_only"}, {"wo_h", "baseline"}),
-                                 (1, {"proposed"}, {"baseline"})):  # further seeds: proposed and baseline only
+    for k, variants, without in ((0, {"proposed", "no_mixup"}, {"wo_h", *PRESENT}),
+                                 (1, {"proposed"}, set(PRESENT))):  # further seeds: proposed and the systems only
         seed_out = base / "out" / f"seed{k}"
         man = json.loads((seed_out / "dcase" / "manifest.json").read_text())
         assert set(man["variants"]) == variants and set(man["not_written"]) == without
@@ -175,9 +196,42 @@ def test_a_job_paused_between_two_table_writes_never_reaches_a_published_seed(mi
     out = tmp_path / "out"
     args = ["results", "--data", str(root), "--work", str(tmp_path / "work"), "--out", str(out), "--profile", "cpu",
             "--epochs", "1", "--seeds", "0", "--grid-lam", "10", "--machine-types", "fan", "pump", "--n-boot", "20",
-            "--jobs", "2", "--quiet"]
+            "--variants", "proposed,gmm_meanstd", "--jobs", "2", "--quiet"]
     assert cli.main(args) == 0
     assert job_table_writes == []  # one writer per file: the scheduling thread
     res = load_results(out / "seed0")
     assert set(res["tables"]["selection"]["machine"]) == {"fan", "pump"}
     assert set(res["scores"]["machine"]) == {"fan", "pump"}
+
+
+def test_parse_variants_orders_and_rejects():
+    from minasd.studies.experiment import VARIANTS as ALL
+    from minasd.studies.results import parse_variants
+
+    assert parse_variants(VARIANTS) == ["proposed", "no_mixup", "wo_h", *PRESENT]
+    assert parse_variants(",".join(reversed(ALL))) == list(ALL)
+    assert parse_variants(" twfr_gmm , proposed,") == ["proposed", "twfr_gmm"]
+    for bad, named in (("proposed,baseline", "['baseline']"), ("nope", "['nope']"), (" , ", "[]")):
+        with pytest.raises(ValueError, match="unknown") as err:
+            parse_variants(bad)
+        assert named in str(err.value) and "gmm_meanstd" in str(err.value)  # the choices are listed
+
+
+def test_comparison_systems_alone_need_no_lambda(micro, tmp_path, capsys):
+    """--variants with no method variant: nothing is trained and the later seeds do not wait for a
+    lambda the first seed never chooses; an unknown variant is a clear error, before any work."""
+    from minasd.studies.experiment import load_results
+
+    root = micro[0]
+    args = ["results", "--data", str(root), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out"),
+            "--seeds", "0", "1", "--machine-types", "fan", "--n-boot", "20", "--jobs", "1", "--quiet"]
+    assert cli.main(args + ["--variants", "proposed,baseline"]) == 1
+    assert "unknown ['baseline']" in capsys.readouterr().err and not (tmp_path / "work" / "seed0").exists()
+    assert cli.main(args + ["--variants", "gmm_meanstd"]) == 0
+    assert not list((tmp_path / "work").glob("seed*/runs"))
+    for k in (0, 1):
+        res = load_results(tmp_path / "out" / f"seed{k}")
+        assert set(res["scores"]["variant"]) == {"gmm_meanstd"} and set(res["scores"]["seed"]) == {k}
+        assert list(res["tables"]["table2"]["variant"].unique()) == ["gmm_meanstd"] and res["tables"]["table3"].empty
+    prov = json.loads((tmp_path / "out" / "summary" / "provenance.json").read_text())
+    assert prov["seeds_published"] == [0, 1] and prov["chosen_lam"] == {} and prov["system_settings"] == {}

@@ -38,16 +38,19 @@ def make_micro_results(out: Path) -> Path:
     Development sections get values far from the test sections' so that a table that
     looked at them would show it.
     """
-    cfg = {"variants": ["proposed", "baseline"], "grid_lam": [0.1, 10.0], "grid_p": {"gmm": [2], "lof": [4]}}
+    cfg = {"variants": ["proposed", "twfr_gmm", "gmm_meanstd"], "grid_lam": [0.1, 10.0],
+           "grid_p": {"gmm": [2], "lof": [4]}}
     types = {
         "fan": {"sections": _records("fan", "proposed", DEV_SECTIONS, 0.99, 0.99)
                 + _records("fan", "proposed", EVAL_SECTIONS, 0.8, 0.6)
-                + _records("fan", "baseline", list(DEV_SECTIONS) + list(EVAL_SECTIONS), 0.7, 0.55),
+                + _records("fan", "gmm_meanstd", list(DEV_SECTIONS) + list(EVAL_SECTIONS), 0.7, 0.55)
+                + _records("fan", "twfr_gmm", list(DEV_SECTIONS) + list(EVAL_SECTIONS), 0.75, 0.6),
                 "selection": [{"machine": "fan", "variant": "proposed", "lam": 10.0, "kind": "gmm", "p": 2,
                                "aggregation": "mean_above_median", "dev_hmean": 0.99, "n_dev_sections": 3,
                                "skipped": None, "chosen": True}]},
         "pump": {"sections": _records("pump", "proposed", list(DEV_SECTIONS) + [3, 4], 0.9, 0.7)
-                 + _records("pump", "baseline", list(DEV_SECTIONS) + list(EVAL_SECTIONS), 0.6, 0.52),
+                 + _records("pump", "gmm_meanstd", list(DEV_SECTIONS) + list(EVAL_SECTIONS), 0.6, 0.52)
+                 + _records("pump", "twfr_gmm", list(DEV_SECTIONS) + list(EVAL_SECTIONS), 0.65, 0.5),
                  "selection": []},
     }
     res = out / "results"
@@ -115,7 +118,20 @@ def test_micro_results_report_an_incomplete_type_without_a_number(micro_dir):
     assert t2.loc[("proposed", "pump"), "note"] == "section 05 missing: not reported"
     assert t2.loc[("proposed", ALL_LABEL), "hmean"] == pytest.approx(t2.loc[("proposed", "fan"), "hmean"])
     assert t2.loc[("proposed", ALL_LABEL), "note"] == "over fan; left out (incomplete): pump"
-    assert t2.loc[("baseline", ALL_LABEL), "note"] == "over fan, pump"
+    assert t2.loc[("gmm_meanstd", ALL_LABEL), "note"] == "over fan, pump"
+
+
+def test_table2_lists_proposed_and_the_comparison_systems_present(micro_dir):
+    """Table II: the proposed method and each comparison system the experiment ran, in
+    TABLE2_VARIANTS order (here no autoencoder: not asked, so no row), each type and All."""
+    assert TABLE2_VARIANTS == ("proposed", "ae_dcase2021", "twfr_gmm", "gmm_meanstd")
+    t2 = load_results(micro_dir)["tables"]["table2"]
+    assert list(dict.fromkeys(t2["variant"])) == ["proposed", "twfr_gmm", "gmm_meanstd"]
+    assert all(list(t2.loc[t2["variant"] == v, "machine"]) == ["fan", "pump", ALL_LABEL]
+               for v in ("proposed", "twfr_gmm", "gmm_meanstd"))
+    fan = t2.set_index(["variant", "machine"])
+    assert fan.loc[("twfr_gmm", "fan"), "hmean"] == pytest.approx(100 * harmonic_mean([0.75] * 3 + [0.6] * 3))
+    assert set(load_results(micro_dir)["tables"]["table3"]["variant"]) == {"proposed"}  # no ablation asked
 
 
 def test_committed_summary_is_complete_and_says_what_made_it():

@@ -6,8 +6,10 @@ scored test clip of one trained system::
     machine, section, clip, label, variant, seed, score
 
 ``clip`` is the clip's file name (no folder), ``label`` 1 = anomalous, ``score`` higher =
-more anomalous, ``variant`` names the system (``"proposed"``, ``"baseline"``, an
-ablation) and ``seed`` its training seed.  The synthetic factory's labels
+more anomalous, ``variant`` names the system (``"proposed"``, an ablation, or a comparison
+system of :data:`minasd.studies.experiment.SYSTEMS`: ``"ae_dcase2021"``, ``"twfr_gmm"``,
+``"gmm_meanstd"``) and ``seed`` its training seed (for the two GMM systems, the seed of the
+mixtures' initialisation, their only randomness, and none with one component).  The synthetic factory's labels
 (:func:`minasd.synth.read_labels`) add what real data hides: each anomalous clip's
 ``anomaly_kind``, ``severity_class`` (subtle / gross) and ``severity`` (0..1).
 
@@ -650,9 +652,14 @@ def detection_rate_by_severity(df: pd.DataFrame, labels: pd.DataFrame, bins: int
                 "n_anomalous"]]
 
 
-def caught_missed(df: pd.DataFrame, labels: pd.DataFrame, variant_a: str = "proposed", variant_b: str = "baseline",
-                  eval_sections: Sequence[int] | None = EVAL_SECTIONS, fpr: float = MAX_FPR) -> pd.DataFrame:
+def caught_missed(df: pd.DataFrame, labels: pd.DataFrame, variant_a: str = "proposed",
+                  variant_b: str = "gmm_meanstd", eval_sections: Sequence[int] | None = EVAL_SECTIONS,
+                  fpr: float = MAX_FPR) -> pd.DataFrame:
     """Which anomalies one system catches and the other misses, per machine type and anomaly kind.
+
+    ``minasd results`` writes one such table per comparison system (``variant_b`` each of
+    :data:`minasd.studies.experiment.SYSTEMS`, the default being the GMM on log-mel mean and
+    std) stacked into ``summary/caught_missed.csv``.
 
     A clip is caught by a system when it scores above its section's FPR-``fpr``
     threshold (see :func:`anomaly_clip_table`).  Only the seeds both variants share

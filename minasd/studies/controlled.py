@@ -9,8 +9,9 @@ resumes), and writes one table::
     minasd controlled --data out/results_work/data/synth_protocol_seed0 --work out/controlled_work \\
         --out results/controlled --machine-types fan
 
-The question it answers (the issue): *if the method loses to the baseline, why?*  The
-table is a diagnosis, never a selection: **nothing in the factory, the profile or the
+The question it answers (the issue): *if the method loses to the baseline, why?*  (The
+baseline: the GMM on log-mel mean/std, :mod:`minasd.baseline`; see below.)  The table is a
+diagnosis, never a selection: **nothing in the factory, the profile or the
 protocol may be changed because of a row's score on sections 03-05**; choices are made on
 sections 00-02 only (inside each row, the experiment chooses the inlier kind and p on
 00-02 as always).
@@ -53,9 +54,12 @@ Rows (:data:`ROWS`; ``--rows`` picks a subset, in any order):
   (:func:`minasd.synth.section_params`): for every pair of sections the largest relative
   difference over the parameters, and the nearest pair (in ``detail`` and the JSON).
 
-The baseline (:mod:`minasd.baseline`) does not depend on any row's change: it is computed
-once per type in its own experiment folder ``WORK/baseline`` (variants ``["baseline"]``)
-and every row is compared with it.
+"The baseline" here (the ``baseline_*`` columns, the ``WORK/baseline`` folder) is the GMM on each
+clip's log-mel mean and standard deviation, :mod:`minasd.baseline`: the experiment's comparison
+system ``gmm_meanstd`` (called ``baseline`` before results schema 4; the columns keep their names).
+The other comparison systems (the DCASE 2021 autoencoder, TWFR-GMM) are not run here.  The
+baseline does not depend on any row's change: it is computed once per type in its own experiment
+folder ``WORK/baseline`` (variants ``["gmm_meanstd"]``) and every row is compared with it.
 
 Output (``OUT`` is meant to be committed; every path in it is relative):
 
@@ -126,6 +130,8 @@ SCHEMA_VERSION = 1
 CSV_NAME = "controlled.csv"
 JSON_NAME = "controlled.json"
 BASELINE_DIR = "baseline"
+#: The experiment variant of the baseline: the GMM on log-mel mean/std (:mod:`minasd.baseline`).
+BASELINE_VARIANT = "gmm_meanstd"
 ROWS_DIR = "rows"
 REFERENCE = "reference"
 #: Rows that need the reference row's trained model.
@@ -552,19 +558,20 @@ def section_distance_part(ctx: Context, machine: str) -> dict:
 
 
 def baseline_part(ctx: Context, machine: str) -> dict:
-    """The baseline of one type, from the shared experiment folder ``WORK/baseline``."""
+    """The baseline of one type (the experiment's ``gmm_meanstd``, :mod:`minasd.baseline`), from the shared
+    experiment folder ``WORK/baseline``."""
     from .experiment import experiment
 
     out_dir = ctx.work / BASELINE_DIR
-    experiment(ctx.root, out_dir, machine_types=[machine], variants=["baseline"], seed=ctx.seed, workers=1,
+    experiment(ctx.root, out_dir, machine_types=[machine], variants=[BASELINE_VARIANT], seed=ctx.seed, workers=1,
                tsne_max_target=0, tsne_max_other=0, progress=ctx.progress, tables=False)
     import pandas as pd
 
     obj = _type_result(out_dir, machine)
     scores = pd.read_csv(out_dir / "results" / "scores" / f"{machine}.csv")
-    scores = scores[scores["variant"] == "baseline"]
+    scores = scores[scores["variant"] == BASELINE_VARIANT]
     return {"sections": [{"section": int(r["section"]), "auc": r["auc"], "pauc": r["pauc"]}
-                         for r in obj["sections"] if r["variant"] == "baseline"],
+                         for r in obj["sections"] if r["variant"] == BASELINE_VARIANT],
             "scores": scores.drop(columns="variant").to_dict(orient="records")}
 
 
@@ -905,7 +912,9 @@ def _update_provenance(prov: dict, records: Mapping, args: argparse.Namespace, c
         "profile": profile.to_dict(), "epochs": ctx.epochs, "lam": ctx.lam, "seed": ctx.seed,
         "machine_types": sorted({r["machine"] for r in records.values()}),
         **run_provenance(runner, args.device),  # git_commit, machine, parallel
-        "wall_s_per_row": wall, "shared_baseline": f"{BASELINE_DIR}/ under --work (variants ['baseline'])",
+        "wall_s_per_row": wall,
+        "shared_baseline": f"{BASELINE_DIR}/ under --work (variants ['{BASELINE_VARIANT}']: the GMM on log-mel "
+                           "mean/std)",
         "updated_at": now()})
     return prov
 

@@ -595,22 +595,26 @@ def _check_against_baseline(w: _TypeWork, old: Mapping) -> None:
 
 def _finished_types(res_dir: Path) -> dict[str, dict]:
     """The type records (``types/<type>.json``) of this schema version under ``res_dir``."""
-    done = {}
+    return _type_records(res_dir, (RESULTS_SCHEMA_VERSION,))
+
+
+def _type_records(res_dir: Path, versions: Sequence[int]) -> dict[str, dict]:
+    """The type records under ``res_dir`` of the schema ``versions``.  A record withdrawn between
+    listing and reading (another job began computing its type again: :func:`run_type`) is not there."""
+    found = {}
     for f in sorted((res_dir / "types").glob("*.json")):
-        obj = json.loads(f.read_text())
-        if obj.get("schema_version") == RESULTS_SCHEMA_VERSION:
-            done[obj["machine_type"]] = obj
-    return done
+        try:
+            obj = json.loads(f.read_text())
+        except FileNotFoundError:
+            continue
+        if obj.get("schema_version") in versions:
+            found[obj["machine_type"]] = obj
+    return found
 
 
 def _reusable_records(res_dir: Path) -> dict[str, dict]:
     """The type records under ``res_dir`` of any version in :data:`REUSABLE_SCHEMA_VERSIONS`."""
-    found = {}
-    for f in sorted((res_dir / "types").glob("*.json")):
-        obj = json.loads(f.read_text())
-        if obj.get("schema_version") in REUSABLE_SCHEMA_VERSIONS:
-            found[obj["machine_type"]] = obj
-    return found
+    return _type_records(res_dir, REUSABLE_SCHEMA_VERSIONS)
 
 
 def _percent(value: float | None) -> float | None:
@@ -1187,6 +1191,8 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default: the profile's)")
     parser.add_argument("--backbone", default=None, help="timm encoder (default: the profile's)")
     parser.add_argument("--max-train-clips-per-section", type=int, default=None, help="quick runs only")
+    parser.add_argument("--ae-epochs", type=int, default=None,
+                        help="epochs of the DCASE 2021 autoencoder (default: the recipe's 100; quick runs only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -1213,7 +1219,8 @@ def run_experiment(args: argparse.Namespace) -> int:
                         device=args.device,
                         variants=[v.strip() for v in args.variants.split(",") if v.strip()],
                         grid_p=_parse_grid_p(args.grid_p), grid_lam=args.grid_lam, seed=args.seed,
-                        train_overrides=overrides, progress=not args.quiet)
+                        train_overrides=overrides, progress=not args.quiet,
+                        system_settings={"ae_dcase2021": {"epochs": args.ae_epochs}} if args.ae_epochs else None)
     print(format_results(loaded))
     return 0
 

@@ -1,7 +1,8 @@
 """The job runner shared by ``minasd results`` and ``minasd controlled``: a pool, a log per job, provenance.
 
-A study is a list of tasks (a (seed, type) of :mod:`.results`, a (row, type) or a shared
-baseline of :mod:`.controlled`).  :class:`JobRunner` runs them ``jobs`` at a time:
+A study is a list of tasks (a (seed, type) of :mod:`.results`, every variant and comparison
+system of that seed and type in one task; a (row, type) or a type's shared baseline, the GMM on
+log-mel mean/std, of :mod:`.controlled`).  :class:`JobRunner` runs them ``jobs`` at a time:
 
 * with one job, in this process (:class:`InlinePool`), its output on the console;
 * with more, in a process pool of fresh interpreters (spawn), each with its share of the

@@ -9,13 +9,18 @@ aggregates what the book renders::
   ``protocol`` size (test sections at the paper's size, 100 normal + 100 anomalous
   clips per section; training clips as many as the CPU budget allows), made once
   under ``WORK/data``.
-* **seed 0**: every variant of ``--variants`` (default all: proposed with lambda chosen on
-  sections 00-02, w/o Mixup, only product-ID classification, w/o h, and the comparison systems:
-  the DCASE 2021 autoencoder, TWFR-GMM and the GMM on log-mel mean/std);
-* **further seeds** (``--seeds``): proposed and the comparison systems, with the lambda that seed
-  0 chose on sections 00-02 for that type (no new selection: the choice is made
+* **the first seed** of ``--seeds`` (default 0 1 2: seed 0): every variant of ``--variants``
+  (default all: proposed with lambda chosen on sections 00-02, w/o Mixup, only product-ID
+  classification, w/o h, and the comparison systems :data:`minasd.studies.experiment.SYSTEMS`:
+  the DCASE 2021 autoencoder ``ae_dcase2021``, ``twfr_gmm`` and the GMM on each clip's log-mel
+  mean and standard deviation ``gmm_meanstd``, :mod:`minasd.baseline`, called "baseline" before
+  results schema 4);
+* **further seeds**: proposed and the comparison systems of ``--variants``, with the lambda that
+  the first seed chose on sections 00-02 for that type (no new selection: the choice is made
   once, on the development sections); the ablations too for the seeds named by
-  ``--ablation-seeds``.
+  ``--ablation-seeds``.  Every seed's systems take that seed (mixture initialisation; the
+  autoencoder's weights and shuffling).  ``--ae-epochs`` shortens the autoencoder's training
+  (quick runs and tests only; default the recipe's 100 epochs).
 * Each seed's compact files are copied to ``OUT/seed<k>/`` (the
   :func:`minasd.studies.experiment.load_results` layout, per-clip scores included; the
   official DCASE result files of each variant in ``OUT/seed<k>/dcase/<variant>/``,
@@ -26,11 +31,15 @@ aggregates what the book renders::
   data AUC by anomaly kind, by subtle/gross class and by severity, and which
   anomalies the proposed method catches that each comparison system misses and the other way
   round (:mod:`minasd.studies.analysis`).
-
-Adding a comparison system to committed results trains nothing: each (seed, type) keeps its
-method variants and computes only the systems (:func:`minasd.studies.experiment.run_type`).
-* ``OUT/summary/provenance.json``: profile, data manifest, seeds, commit,
+* ``OUT/summary/provenance.json``: the command, profile, data manifest, seeds, the comparison
+  systems' settings changed from the published ones (``system_settings``; empty: none), commit,
   machine, wall time of each seed's experiment.
+
+Adding a comparison system to committed results (or changing ``--ae-epochs``) trains nothing,
+as long as the method variants of ``--variants`` and every other setting are the ones the results
+were made with: each (seed, type) keeps its method variants and computes only the systems
+(:func:`minasd.studies.experiment.run_type`); another method variant or setting computes the
+type again.
 
 One writer per file: the (seed, type) jobs run side by side (``--jobs``) and each writes
 only its own type's files in ``WORK/seed<k>/results`` (:func:`minasd.studies.experiment.run_type`,
@@ -59,7 +68,7 @@ from pathlib import Path
 
 from ..io_utils import atomic_write_json, atomic_write_text, folder_lock, git_commit
 from ..profiles import DEFAULT_GRID_LAM
-from .experiment import SYSTEMS, VARIANTS
+from .experiment import METHOD_VARIANTS, SYSTEMS, VARIANTS
 from .jobs import JobRunner, command_line, in_log, now, run_provenance
 
 SUMMARY_DIR = "summary"
@@ -128,9 +137,16 @@ def load_scores(out: str | Path):
     :data:`minasd.studies.experiment.SCORE_COLUMNS`."""
     import pandas as pd
 
-    from .experiment import load_results
+    from .experiment import RESULTS_SCHEMA_VERSION, load_results
 
-    parts = [load_results(d)["scores"] for _, d in _seed_dirs(Path(out))]
+    parts = []
+    for k, d in _seed_dirs(Path(out)):
+        version = json.loads((d / "manifest.json").read_text()).get("schema_version")
+        if version != RESULTS_SCHEMA_VERSION:  # a seed not rewritten yet by this version (an upgrade under way)
+            print(f"[results] {d}: schema version {version}, not {RESULTS_SCHEMA_VERSION}: left out of the summary "
+                  "until `minasd results` rewrites it")
+            continue
+        parts.append(load_results(d)["scores"])
     parts = [p for p in parts if len(p)]
     if not parts:
         raise FileNotFoundError(f"no per-clip scores under {out}/seed*/scores/")
@@ -186,7 +202,7 @@ def aggregate(out: str | Path, data_root: str | Path | None = None, n_boot: int 
                 "auc_by_severity": analysis.auc_by_severity(scores, labels),
                 "detection_by_severity": analysis.detection_rate_by_severity(scores, labels),
             }
-            caught = [analysis.caught_missed(scores, labels, "proposed", v).assign(variant_a="proposed", variant_b=v)
+            caught = [analysis.caught_missed(scores, labels, "proposed", v)
                       for v in SYSTEMS if {"proposed", v} <= present]
             if caught:
                 import pandas as pd
@@ -199,12 +215,15 @@ def aggregate(out: str | Path, data_root: str | Path | None = None, n_boot: int 
 
 def chosen_lambdas(seed0_results: Path) -> dict[str, float]:
     """Lambda chosen on sections 00-02 per type by the seed-0 experiment."""
+    from .experiment import REUSABLE_SCHEMA_VERSIONS, _type_records
+
     out = {}
-    for f in sorted((seed0_results / "types").glob("*.json")):
-        obj = json.loads(f.read_text())
+    # a record another job has just withdrawn (computing its type again) is skipped: its lambda
+    # comes back when that job commits the type
+    for machine, obj in _type_records(seed0_results, REUSABLE_SCHEMA_VERSIONS).items():
         sel = obj["variants"].get("proposed", {}).get("selected") or {}
         if "lam" in sel:
-            out[obj["machine_type"]] = float(sel["lam"])
+            out[machine] = float(sel["lam"])
     return out
 
 
@@ -263,21 +282,31 @@ def run_results(args: argparse.Namespace) -> int:
     prov = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {"seeds": {}}
     first = args.seeds[0]
     chosen = parse_variants(args.variants) if args.variants else list(VARIANTS)
+    if args.ae_epochs is not None and args.ae_epochs < 1:
+        raise ValueError(f"--ae-epochs {args.ae_epochs}: the autoencoder needs at least 1 epoch")
+    system_settings = {"ae_dcase2021": {"epochs": args.ae_epochs}} if args.ae_epochs else None
     for k in args.seeds:
         restore(out / f"seed{k}", work / f"seed{k}")
     lams: dict[str, float] = chosen_lambdas(work / f"seed{first}" / "results")
 
+    def seed_variants(k: int) -> list[str]:
+        return (chosen if k == first or k in args.ablation_seeds
+                else [v for v in chosen if v == "proposed" or v in SYSTEMS])
+
+    def needs_lam(k: int) -> bool:
+        """A later seed trains the method at the first seed's lambda; the comparison systems need none."""
+        return k != first and any(v in METHOD_VARIANTS for v in seed_variants(k))
+
     def task_kwargs(k: int, m: str) -> dict:
-        variants = (chosen if k == first or k in args.ablation_seeds
-                    else [v for v in chosen if v == "proposed" or v in SYSTEMS])
         return dict(data_root=root, out_dir=work / f"seed{k}", machine_types=[m], epochs=epochs,
-                    device=args.device, variants=variants, grid_lam=grid_lam if k == first else [lams[m]],
-                    seed=k, train_overrides=overrides, workers=1, progress=not args.quiet)
+                    device=args.device, variants=seed_variants(k), grid_lam=[lams[m]] if needs_lam(k) else grid_lam,
+                    seed=k, train_overrides=overrides, workers=1, progress=not args.quiet,
+                    system_settings=system_settings)
 
     def waits(task: tuple[int, str], queued: list) -> bool:
         """A later seed of a type waits for the first seed's lambda choice of that type."""
         k, m = task
-        if k == first or m in lams:
+        if not needs_lam(k) or m in lams:
             return False
         if (first, m) not in queued:
             raise RuntimeError(f"seed {first} chose no lambda for {m}: see {work / f'seed{first}'}")
@@ -305,6 +334,7 @@ def run_results(args: argparse.Namespace) -> int:
         entry["variants"] = kw["variants"]
         prov.update({
             "command": _command_line(args), "profile": profile.to_dict(), "epochs": epochs,
+            "system_settings": system_settings or {},
             "grid_lam_first_seed": grid_lam, "chosen_lam": lams,
             "data": data_manifest(root), "data_root": os.path.relpath(root), "machine_types": types,
             **run_provenance(runner, args.device),  # git_commit, machine, parallel
@@ -356,6 +386,9 @@ def add_results_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated subset of the variants (default all: "
                              "proposed,no_mixup,product_only,wo_h,ae_dcase2021,twfr_gmm,gmm_meanstd); later seeds run "
                              "proposed and the comparison systems of them")
+    parser.add_argument("--ae-epochs", type=int, default=None,
+                        help="training epochs of the DCASE 2021 autoencoder (default: the recipe's 100; "
+                             "quick runs and tests only)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="training seeds; the first runs every variant and chooses lambda (default 0 1 2)")
     parser.add_argument("--ablation-seeds", type=int, nargs="*", default=[],
@@ -380,4 +413,4 @@ def _command_line(args: argparse.Namespace) -> str:
         ("--data", args.data), ("--synth-size", args.synth_size if synthetic else None),
         ("--synth-seed", args.synth_seed if synthetic else None), ("--ablation-seeds", args.ablation_seeds or None),
         ("--epochs", args.epochs or None), ("--machine-types", args.machine_types or None),
-        ("--variants", args.variants)])
+        ("--variants", args.variants), ("--ae-epochs", args.ae_epochs)])

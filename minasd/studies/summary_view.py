@@ -8,6 +8,10 @@ folder back and turns it into what a chapter shows, without recomputing anything
 * :func:`summary_label`: the one caption line every table and figure of the summary carries
   (which data, size, data seed, profile, training seeds, sections 03-05);
 * :func:`class_table`, :func:`type_outcomes`, :func:`caught_missed_totals`: compact views;
+* :func:`compared_systems`, :func:`outcomes_by_system`, :func:`systems_overview`: the proposed
+  method against each comparison system (:data:`minasd.studies.experiment.SYSTEMS`: the official
+  DCASE 2021 autoencoder, TWFR-GMM and the GMM on log-mel mean and std), with the paired-bootstrap
+  intervals and per-type wins / losses;
 * :func:`verdict`: "does the method win?" as Markdown sentences generated from the numbers.
 
 All values stay fractions in [0, 1] as in the CSV files; only :func:`verdict` prints percent.
@@ -22,7 +26,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from ..config import EVAL_SECTIONS, MACHINE_TYPES
-from .experiment import VARIANTS
+from .experiment import SYSTEMS, VARIANT_LABELS, VARIANTS
 from ..metrics import ALL_LABEL, machine_order
 from ..provenance import backbone_label, data_caption
 
@@ -95,6 +99,15 @@ def _present_types(summary: Mapping) -> list[str]:
 def _variant_order(variants) -> list[str]:
     seen = list(dict.fromkeys(str(v) for v in variants))
     return [v for v in VARIANTS if v in seen] + [v for v in seen if v not in VARIANTS]
+
+
+def variant_label(variant: str) -> str:
+    """The display name of a variant (:data:`minasd.studies.experiment.VARIANT_LABELS`; else the name itself).
+
+    >>> variant_label("gmm_meanstd"), variant_label("other")
+    ('GMM on log-mel mean/std', 'other')
+    """
+    return VARIANT_LABELS.get(variant, variant)
 
 
 def seeds_by_variant(prov: Mapping) -> dict[str, list[int]]:
@@ -199,10 +212,13 @@ def class_table(summary: Mapping, value: str = "auc") -> pd.DataFrame | None:
     return out.loc[rows]
 
 
-def type_outcomes(summary: Mapping, variant_a: str = "proposed", variant_b: str = "baseline") -> pd.DataFrame | None:
+def type_outcomes(summary: Mapping, variant_a: str = "proposed", variant_b: str = "gmm_meanstd"
+                  ) -> pd.DataFrame | None:
     """Per machine type (and All): hmean of a and b, a - b with its bootstrap interval, and the outcome.
 
-    From ``paired_bootstrap.csv``.  ``outcome`` is ``"wins"`` (interval above 0),
+    From ``paired_bootstrap.csv`` (:func:`minasd.studies.analysis.paired_bootstrap`: test clips
+    resampled within each section and label, both variants on the same draw, the seeds they
+    share pooled).  ``outcome`` is ``"wins"`` (interval above 0),
     ``"loses"`` (below 0) or ``"tie"`` (the interval contains 0), said of ``variant_a``.
 
     Returns:
@@ -224,23 +240,118 @@ def type_outcomes(summary: Mapping, variant_a: str = "proposed", variant_b: str 
     return t[["machine", "hmean_a", "hmean_b", "diff", "lo", "hi", "n_seeds", "seeds", "outcome", "reason"]]
 
 
-def caught_missed_totals(summary: Mapping, by: Sequence[str] = ("machine", "severity_class")) -> pd.DataFrame | None:
+def compared_systems(summary: Mapping, variant: str = "proposed") -> list[str]:
+    """The comparison systems (:data:`minasd.studies.experiment.SYSTEMS`, in that order) that
+    ``paired_bootstrap.csv`` compares ``variant`` with (as ``variant_a``); [] without the table."""
+    t = _table(summary, "paired_bootstrap", ["variant_a", "variant_b"])
+    if t is None:
+        return []
+    have = set(t.loc[t["variant_a"] == variant, "variant_b"])
+    return [v for v in SYSTEMS if v in have]
+
+
+def outcomes_by_system(summary: Mapping, variant: str = "proposed",
+                       systems: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """:func:`type_outcomes` of ``variant`` against each system, stacked: a ``system`` column first.
+
+    Args:
+        systems: default :func:`compared_systems`; a system without a bootstrap is left out.
+
+    Returns:
+        Columns ``system`` then those of :func:`type_outcomes`, systems in the given order;
+        None when no system was compared.
+    """
+    parts = [o.assign(system=s) for s in (compared_systems(summary, variant) if systems is None else systems)
+             if (o := type_outcomes(summary, variant, s)) is not None]
+    if not parts:
+        return None
+    out = pd.concat(parts, ignore_index=True)
+    return out[["system", *[c for c in out.columns if c != "system"]]]
+
+
+def _counts(per_type: pd.DataFrame) -> dict[str, list[str]]:
+    """The machine types of each outcome (wins / loses / tie) in rows of :func:`type_outcomes` (no All)."""
+    return {k: per_type.loc[per_type["outcome"] == k, "machine"].tolist() for k in ("wins", "loses", "tie")}
+
+
+def systems_overview(summary: Mapping, variant: str = "proposed",
+                     systems: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """One row per system and one for ``variant``: its All/Har-mean over seeds and, for a system,
+    ``variant`` minus it with the paired-bootstrap interval and the per-type wins / losses / ties.
+
+    Returns:
+        Indexed by variant name (``variant`` first): ``label``, ``mean``, ``std`` (over seeds;
+        NaN for one seed), ``n_seeds``, ``seeds`` (``types_over_seeds.csv``); ``diff``, ``lo``,
+        ``hi``, ``outcome`` (``variant`` minus the system on All, said of ``variant``); ``wins``,
+        ``losses``, ``ties`` (numbers of types), ``types`` (how many have an outcome).  Fractions
+        as in the CSV files.  None without ``types_over_seeds.csv``.
+    """
+    over = _table(summary, "types_over_seeds", ["variant", "machine", "mean", "std", "n_seeds", "seeds"])
+    if over is None:
+        return None
+    systems = compared_systems(summary, variant) if systems is None else list(systems)
+    allrows = over[over["machine"] == ALL_LABEL].set_index("variant")
+    rows = {}
+    for v in [variant, *systems]:
+        r = allrows.loc[v] if v in allrows.index else None
+        row = {"label": variant_label(v), "mean": r["mean"] if r is not None else math.nan,
+               "std": r["std"] if r is not None else math.nan, "n_seeds": r["n_seeds"] if r is not None else 0,
+               "seeds": str(r["seeds"]) if r is not None else ""}
+        o = type_outcomes(summary, variant, v) if v != variant else None
+        if o is not None:
+            a = o[o["machine"] == ALL_LABEL]
+            per = o[(o["machine"] != ALL_LABEL) & (o["outcome"] != "n/a")]
+            c = _counts(per)
+            row.update({k: a[k].iloc[0] if not a.empty else math.nan for k in ("diff", "lo", "hi")},
+                       outcome=a["outcome"].iloc[0] if not a.empty else "n/a", wins=len(c["wins"]),
+                       losses=len(c["loses"]), ties=len(c["tie"]), types=len(per))
+        rows[v] = row
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("variant")
+    counts = [c for c in ("n_seeds", "wins", "losses", "ties", "types") if c in out.columns]
+    return out.astype({c: "Int64" for c in counts})  # counts stay integers beside the variant's own blank row
+
+
+def caught_pairs(summary: Mapping) -> list[tuple[str, str]]:
+    """The (variant_a, variant_b) pairs of ``caught_missed.csv``, in file order ([] without it)."""
+    t = _table(summary, "caught_missed", ["variant_a", "variant_b"])
+    return [] if t is None else list(dict.fromkeys(zip(t["variant_a"], t["variant_b"])))
+
+
+def _caught_rows(summary: Mapping, variant_b: str | None, cols: Sequence[str]) -> pd.DataFrame | None:
+    """The rows of ``caught_missed.csv`` comparing with ``variant_b`` (None: the file's only pair)."""
+    t = _table(summary, "caught_missed", ["variant_a", "variant_b", "machine", "severity_class", "anomaly_kind",
+                                          *cols])
+    if t is None or t.empty:
+        return None
+    if variant_b is None:
+        pairs = caught_pairs(summary)
+        if len(pairs) > 1:
+            raise ValueError(f"caught_missed.csv compares several pairs {pairs}; name the second one (variant_b)")
+        return t
+    t = t[t["variant_b"] == variant_b]
+    return None if t.empty else t
+
+
+def caught_missed_totals(summary: Mapping, by: Sequence[str] = ("machine", "severity_class"),
+                         variant_b: str | None = None) -> pd.DataFrame | None:
     """Counts of ``caught_missed.csv`` summed per ``by``, with :data:`ALL_TYPES` rows summing the types.
 
-    ``a_only``: anomalous clip-seed pairs the first variant (the learned embedding) catches
-    and the second (the log-mel statistics) misses; ``b_only`` the reverse; ``net`` =
-    ``a_only - b_only``.
+    ``a_only``: anomalous clip-seed pairs the first variant (the proposed method's learned
+    embedding) catches and the second (a comparison system) misses; ``b_only`` the reverse;
+    ``net`` = ``a_only - b_only``.
 
     Args:
         by: ``severity_class`` and optionally ``machine`` (first) and ``anomaly_kind`` (last).
+        variant_b: the system compared with (``caught_missed.csv`` holds one pair per system);
+            None: the file's only pair (ValueError when it holds several).
 
     Returns:
         Indexed by ``by``: ``n, caught_a, caught_b, a_only, b_only, both, neither, net``;
-        types in the paper's order, subtle before gross.  None without the table.
+        types in the paper's order, subtle before gross.  None without the table or the pair.
     """
     cols = ["n", "caught_a", "caught_b", "a_only", "b_only", "both", "neither"]
-    t = _table(summary, "caught_missed", ["machine", "severity_class", "anomaly_kind", *cols])
-    if t is None or t.empty:
+    t = _caught_rows(summary, variant_b, cols)
+    if t is None:
         return None
     by = list(by)
     if "severity_class" not in by or ("machine" in by and by[0] != "machine"):
@@ -263,20 +374,23 @@ def caught_missed_totals(summary: Mapping, by: Sequence[str] = ("machine", "seve
     return out.assign(net=out["a_only"] - out["b_only"])
 
 
-def caught_missed_by_type(summary: Mapping) -> str:
+def caught_missed_by_type(summary: Mapping, variant_b: str | None = None) -> str:
     """Per machine type, in Markdown bullets: which anomaly kinds one variant catches and the other misses.
 
-    For each type: the totals ``a_only`` / ``b_only`` of ``caught_missed.csv`` and the kind
-    contributing most to each (the learned embedding against the log-mel statistics when
-    the pair is proposed / baseline).  Empty string without the table.
+    For each type: the totals ``a_only`` / ``b_only`` of ``caught_missed.csv`` for the pair
+    (proposed, ``variant_b``) and the kind contributing most to each.  Variants are named by
+    :func:`variant_label`.  Empty string without the table or the pair.
+
+    Args:
+        variant_b: the comparison system; None: the file's only pair (as :func:`caught_missed_totals`).
 
     Book: chapter 10.
     """
-    t = caught_missed_totals(summary, ("machine", "severity_class", "anomaly_kind"))
+    t = caught_missed_totals(summary, ("machine", "severity_class", "anomaly_kind"), variant_b)
     if t is None:
         return ""
-    cm = summary["tables"]["caught_missed"]
-    a, b = cm["variant_a"].iloc[0], cm["variant_b"].iloc[0]
+    cm = _caught_rows(summary, variant_b, [])
+    a, b = variant_label(cm["variant_a"].iloc[0]), variant_label(cm["variant_b"].iloc[0])
     lines = []
     for m in machine_order(cm["machine"]):
         part = t.loc[m].reset_index()
@@ -312,25 +426,29 @@ def _hmean_words(over: pd.DataFrame, variant: str) -> str | None:
         return None
     r = row.iloc[0]
     seeds = [int(s) for s in str(r["seeds"]).split(",") if s.strip()]
+    name = variant_label(variant)
     if int(r["n_seeds"]) > 1 and math.isfinite(r["std"]):
-        return (f"{variant} {_pct(r['mean'])} ± {100 * r['std']:.2f} (mean ± standard deviation over "
+        return (f"{name} {_pct(r['mean'])} ± {100 * r['std']:.2f} (mean ± standard deviation over "
                 f"{_seed_words(seeds)})")
-    return f"{variant} {_pct(r['mean'])} ({_seed_words(seeds)} only: no spread over seeds)"
+    return f"{name} {_pct(r['mean'])} ({_seed_words(seeds)} only: no spread over seeds)"
 
 
-def verdict(summary: Mapping | None, variant_a: str = "proposed", variant_b: str = "baseline") -> str:
+def verdict(summary: Mapping | None, variant_a: str = "proposed", systems: Sequence[str] | None = None) -> str:
     """The answer to "does the method win?" in Markdown, every sentence generated from the numbers.
 
-    Says, for ``variant_a`` against ``variant_b`` on the machine types present: the
-    All/Har-mean of each (mean ± sd over seeds, ``types_over_seeds.csv``); the paired
-    bootstrap difference and its 95 % interval, and the plain outcome (wins / loses /
-    not distinguishable); on how many types it wins, loses or ties (a tie: the interval
-    contains 0); the pooled AUC on subtle and on gross anomalies (mean of the types);
-    what each catches that the other misses; and the ablations against ``variant_a``.
-    Types not in the summary (the run has not reached them) are named as left out.
+    Says, for ``variant_a`` against each comparison system on the machine types present:
+    the All/Har-mean of each (mean ± sd over seeds, ``types_over_seeds.csv``); per system
+    the paired bootstrap difference on All with its 95 % interval and the plain outcome
+    (beats / loses to / cannot be told apart), and on which types it wins, loses or ties
+    (a tie: the interval contains 0); the pooled AUC on subtle and on gross anomalies
+    (mean of the types); what each catches that the other misses; and the ablations
+    against ``variant_a``.  Types not in the summary (the run has not reached them) are
+    named as left out.  Variants are named by :func:`variant_label`.
 
     Args:
         summary: :func:`load_summary` output (None gives a sentence saying there is none).
+        systems: the systems compared with; default :func:`compared_systems` (every
+            system of :data:`minasd.studies.experiment.SYSTEMS` the bootstrap compared).
 
     Returns:
         Markdown text.  Book: chapter 10.
@@ -342,53 +460,53 @@ def verdict(summary: Mapping | None, variant_a: str = "proposed", variant_b: str
     if over is None or not types:
         return ("**No verdict yet**: the summary holds no per-type results (the run has not finished a machine "
                 "type, or its tables are not written yet).")
-    parts = []
-    absent = [m for m in MACHINE_TYPES if m not in types]
-    parts.append(f"**Scope.** Machine types in this summary: {_and(types)} ({len(types)} of {len(MACHINE_TYPES)})."
-                 + (f" Not in it, because the run has not finished them: {_and(absent)}; they are in no number below."
-                    if absent else ""))
-    spread = _seed_coverage(summary, variant_a)
-    if spread:
-        parts[-1] += " " + spread
-
-    words = [w for w in (_hmean_words(over, variant_a), _hmean_words(over, variant_b)) if w]
+    systems = compared_systems(summary, variant_a) if systems is None else list(systems)
+    parts = [_scope_sentence(summary, types, variant_a)]
+    words = [w for w in (_hmean_words(over, v) for v in (variant_a, *systems)) if w]
     if words:
         parts.append("**All/Har-mean** (harmonic mean of AUC and pAUC over every section 03-05 of these types): "
                      + "; ".join(words) + ".")
-    outcomes = type_outcomes(summary, variant_a, variant_b)
-    if outcomes is not None:
-        allrow = outcomes[outcomes["machine"] == ALL_LABEL]
-        if not allrow.empty and math.isfinite(allrow["diff"].iloc[0]):
-            r = allrow.iloc[0]
-            plain = {"wins": f"**the {variant_a} method beats the {variant_b}**",
-                     "loses": f"**the {variant_a} method loses to the {variant_b}**",
-                     "tie": f"**the {variant_a} method and the {variant_b} cannot be told apart** "
-                            f"(the interval contains 0)"}[r["outcome"]]
-            seeds = r["seeds"].split(",")
-            pooled = f"{_seed_words(seeds)} pooled" if len(seeds) > 1 else _seed_words(seeds)
-            parts.append(f"Paired bootstrap over the test clips ({pooled}): "
-                         f"{variant_a} minus {variant_b} = {_pts(r['diff'])} points of All/Har-mean, 95 % interval "
-                         f"[{_pts(r['lo'])}, {_pts(r['hi'])}]: on this data {plain}."
-                         + (f" (All is {r['reason']}.)" if r["reason"] else ""))
-        per = outcomes[(outcomes["machine"] != ALL_LABEL) & (outcomes["outcome"] != "n/a")]
-        if not per.empty:
-            counts = []
-            for key, verb in (("wins", "wins"), ("loses", "loses"), ("tie", "ties")):
-                ms = per.loc[per["outcome"] == key, "machine"].tolist()
-                counts.append(f"{verb} on {len(ms)}" + (f" ({_and(ms)})" if ms else ""))
-            detail = "; ".join(f"{r.machine} {_pts(r.diff)} [{_pts(r.lo)}, {_pts(r.hi)}]" for r in per.itertuples())
-            parts.append(f"**Per machine type** (same bootstrap, tie = interval contains 0) the {variant_a} method "
-                         f"{_and(counts)} of {len(per)} type{'s' if len(per) > 1 else ''}. Differences in points "
-                         f"with their 95 % intervals: "
-                         f"{detail}.")
-    parts.extend(_class_sentences(summary, variant_a, variant_b))
-    caught = _caught_sentence(summary)
-    if caught:
-        parts.append(caught)
-    abl = _ablation_sentence(summary, variant_a)
-    if abl:
-        parts.append(abl)
+    parts.extend(p for s in systems if (p := _pair_paragraph(summary, variant_a, s)))
+    parts.extend(_class_sentences(summary, variant_a, systems))
+    parts.extend(p for p in (_caught_sentence(summary, variant_a, systems), _ablation_sentence(summary, variant_a))
+                 if p)
     return "\n\n".join(parts)
+
+
+def _scope_sentence(summary: Mapping, types: Sequence[str], variant: str) -> str:
+    absent = [m for m in MACHINE_TYPES if m not in types]
+    text = (f"**Scope.** Machine types in this summary: {_and(types)} ({len(types)} of {len(MACHINE_TYPES)})."
+            + (f" Not in it, because the run has not finished them: {_and(absent)}; they are in no number below."
+               if absent else ""))
+    spread = _seed_coverage(summary, variant)
+    return text + (" " + spread if spread else "")
+
+
+def _pair_paragraph(summary: Mapping, a: str, b: str) -> str:
+    """The paired bootstrap of ``a`` against one system: All, then per type (empty when not bootstrapped)."""
+    outcomes = type_outcomes(summary, a, b)
+    if outcomes is None:
+        return ""
+    la, lb = variant_label(a), variant_label(b)
+    text = f"**Against {lb}.**"
+    allrow = outcomes[outcomes["machine"] == ALL_LABEL]
+    if not allrow.empty and math.isfinite(allrow["diff"].iloc[0]):
+        r = allrow.iloc[0]
+        plain = {"wins": f"**{la} beats {lb}**", "loses": f"**{la} loses to {lb}**",
+                 "tie": f"**{la} and {lb} cannot be told apart** (the interval contains 0)"}[r["outcome"]]
+        seeds = r["seeds"].split(",")
+        pooled = f"{_seed_words(seeds)} pooled" if len(seeds) > 1 else _seed_words(seeds)
+        text += (f" Paired bootstrap over the test clips ({pooled}): {la} minus {lb} = {_pts(r['diff'])} points of "
+                 f"All/Har-mean, 95 % interval [{_pts(r['lo'])}, {_pts(r['hi'])}]: on this data {plain}."
+                 + (f" (All is {r['reason']}.)" if r["reason"] else ""))
+    per = outcomes[(outcomes["machine"] != ALL_LABEL) & (outcomes["outcome"] != "n/a")]
+    if not per.empty:
+        verbs = {"wins": "wins", "loses": "loses", "tie": "ties"}
+        counts = [f"{verbs[k]} on {len(ms)}" + (f" ({_and(ms)})" if ms else "") for k, ms in _counts(per).items()]
+        detail = "; ".join(f"{r.machine} {_pts(r.diff)} [{_pts(r.lo)}, {_pts(r.hi)}]" for r in per.itertuples())
+        text += (f" Per machine type (same bootstrap, tie = interval contains 0) {la} {_and(counts)} of {len(per)} "
+                 f"type{'s' if len(per) > 1 else ''}; differences in points with their 95 % intervals: {detail}.")
+    return text
 
 
 def _seed_coverage(summary: Mapping, variant: str) -> str:
@@ -404,43 +522,50 @@ def _seed_coverage(summary: Mapping, variant: str) -> str:
             + "; ".join(f"seed {s}: {', '.join(ms)}" for s, ms in sorted(cover.items())) + ".")
 
 
-def _class_sentences(summary: Mapping, a: str, b: str) -> list[str]:
+def _level_word(points: float) -> str:
+    return "ahead of" if points >= LEVEL_POINTS else "behind" if points <= -LEVEL_POINTS else "level with"
+
+
+def _class_sentences(summary: Mapping, a: str, systems: Sequence[str]) -> list[str]:
+    """Per severity class: the pooled AUC of ``a`` and of each system (mean of the types), then a summary."""
     table = class_table(summary, "auc")
-    if table is None or a not in table.columns or b not in table.columns:
+    systems = [s for s in systems if table is not None and s in table.columns]
+    if table is None or a not in table.columns or not systems:
         return []
-    out = []
     kinds = {"subtle": "subtle anomalies (close to normal or to another product)",
              "gross": "gross anomalies (far from normal)"}
-    status = {}
+    la, out, status = variant_label(a), [], []
     per_type = table.drop(index=TYPES_MEAN, level=0)
     for cls in table.loc[TYPES_MEAN].index:
-        va, vb = table.loc[(TYPES_MEAN, cls), a], table.loc[(TYPES_MEAN, cls), b]
-        part = per_type.xs(cls, level="severity_class")[[a, b]].dropna()
-        higher = int((part[a] > part[b]).sum())
-        d = 100 * (va - vb)
-        word = "ahead of" if d >= LEVEL_POINTS else "behind" if d <= -LEVEL_POINTS else "level with"
-        near = max(va, vb) < 0.55
-        status[cls] = f"{word} the {b} on {cls} anomalies" + (" (both near chance)" if near else "")
-        chance = " Both are close to chance (50 %): neither detects these." if near else ""
-        out.append(f"**{kinds.get(cls, cls).capitalize()}**: AUC {a} {_pct(va, 1)}, {b} {_pct(vb, 1)} "
-                   f"({d:+.1f} points, mean of the types; {a} higher on {higher} of {len(part)} "
-                   f"type{'s' if len(part) > 1 else ''}).{chance}")
-    if status:
-        out.append(f"So by anomaly class the {a} method is {_and(list(status.values()))} (a difference under "
-                   f"{LEVEL_POINTS:g} point counts as level; these pooled AUCs have no interval of their own).")
+        mean, part = table.loc[(TYPES_MEAN, cls)], per_type.xs(cls, level="severity_class")
+        items = []
+        for s in systems:
+            both = part[[a, s]].dropna()
+            d = 100 * (mean[a] - mean[s])
+            items.append(f"{variant_label(s)} {_pct(mean[s], 1)} ({d:+.1f} points; {la} higher on "
+                         f"{int((both[a] > both[s]).sum())} of {len(both)} type{'s' if len(both) > 1 else ''})")
+            status.append(f"{_level_word(d)} {variant_label(s)} on {cls} anomalies")
+        near = max(mean[[a, *systems]]) < 0.55
+        out.append(f"**{kinds.get(cls, cls).capitalize()}**: AUC {la} {_pct(mean[a], 1)}; " + "; ".join(items)
+                   + " (mean of the types)." + (" All are close to chance (50 %): none detects these." if near else ""))
+    out.append(f"So by anomaly class {la} is {_and(status)} (a difference under {LEVEL_POINTS:g} point counts as "
+               f"level; these pooled AUCs have no interval of their own).")
     return out
 
 
-def _caught_sentence(summary: Mapping) -> str:
-    t = caught_missed_totals(summary, by=("severity_class",))
-    if t is None:
+def _caught_sentence(summary: Mapping, a: str, systems: Sequence[str]) -> str:
+    items = []
+    for s in systems:
+        t = caught_missed_totals(summary, by=("severity_class",), variant_b=s)
+        if t is None:
+            continue
+        per = "; ".join(f"{cls}: {int(r.a_only)} against {int(r.b_only)}" for cls, r in t.iterrows())
+        items.append(f"against {variant_label(s)}, {variant_label(a)} catches {int(t['a_only'].sum())} anomalous "
+                     f"clips that it misses and misses {int(t['b_only'].sum())} that it catches ({per})")
+    if not items:
         return ""
-    cm = summary["tables"]["caught_missed"]
-    a, b = cm["variant_a"].iloc[0], cm["variant_b"].iloc[0]
-    per = "; ".join(f"{cls}: {int(r.a_only)} against {int(r.b_only)}" for cls, r in t.iterrows())
-    return (f"**Caught and missed** at each section's FPR-0.1 threshold, all types and shared seeds: the {a} method "
-            f"catches {int(t['a_only'].sum())} anomalous clips (counted once per seed) that the {b} misses, and "
-            f"misses {int(t['b_only'].sum())} that it catches ({per}).")
+    return ("**Caught and missed** at each section's FPR-0.1 threshold, all types and shared seeds (each clip "
+            "counted once per seed): " + "; ".join(items) + ".")
 
 
 def _ablation_sentence(summary: Mapping, reference: str) -> str:
@@ -453,7 +578,7 @@ def _ablation_sentence(summary: Mapping, reference: str) -> str:
     items = []
     for r in t.itertuples():
         word = "better" if r.lo > 0 else "worse" if r.hi < 0 else "not distinguishable"
-        items.append(f"{r.variant_a} {_pts(r.diff)} [{_pts(r.lo)}, {_pts(r.hi)}] ({word}, "
+        items.append(f"{variant_label(r.variant_a)} {_pts(r.diff)} [{_pts(r.lo)}, {_pts(r.hi)}] ({word}, "
                      f"{_seed_words(str(r.seeds).split(','))})")
-    return (f"**Ablations** minus the {reference} method, All/Har-mean points with 95 % intervals: "
+    return (f"**Ablations** minus {variant_label(reference)}, All/Har-mean points with 95 % intervals: "
             + "; ".join(items) + ".")
