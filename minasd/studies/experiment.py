@@ -845,6 +845,7 @@ def write_dcase_teams(out: str | Path, variants: Sequence[str], types: Mapping[s
                 continue
             run_dir = out / ev["run"]
             names, why = _chosen_dcase_files(run_dir, ev.get("inlier"))
+            why = why.replace(f"{out}/", "")  # paths relative to the experiment folder: the manifest gets published
             if names is None:
                 earlier = sorted(f.name for p in _DCASE_PREFIXES for f in team.glob(f"{p}_{m}_section_*.csv"))
                 if earlier:
