@@ -8,6 +8,9 @@ A data root is one of three things, and :func:`data_manifest` says which:
 * **dcase2021**: ``minasd download`` left its record in the root
   (:func:`minasd.download.download_manifest`) and every archive came from Zenodo's DCASE
   2021 Task 2 records with its published MD5: the released files;
+* **prepared**: ``minasd prepare`` left its manifest (``minasd_prepare.json``) in the root:
+  one's own recordings cut into the layout (:mod:`minasd.prepare`), named by the input folder,
+  with the origin of the outlier types placed beside them (synthetic or not);
 * **dcase_layout**: anything else (another generator's set, a copy of unknown origin):
   nothing says it is the released data, and no caption calls it real.
 
@@ -34,6 +37,8 @@ from .download import download_manifest
 #: The finished synthetic set's manifest and an interrupted set's marker (the names of :mod:`minasd.synth`).
 SYNTH_MANIFEST_NAME = "minasd_synth.json"
 SYNTH_PARTIAL_NAME = "minasd_synth.partial.json"
+#: The manifest of a root written by ``minasd prepare`` (the name of :mod:`minasd.prepare`).
+PREPARE_MANIFEST_NAME = "minasd_prepare.json"
 
 #: What :func:`data_manifest` says of a root known to hold the released DCASE 2021 files.
 REAL_DCASE_NOTE = "real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download)"
@@ -85,7 +90,8 @@ def data_manifest(root: str | Path) -> dict:
 
     ``kind`` is ``"synthetic"`` (adds seed, size, generator version, machine types and
     ``finished``; the note says "(incomplete set)" for an interrupted one), ``"dcase2021"``
-    (adds the machine types and parts downloaded) or ``"dcase_layout"`` (module docstring).
+    (adds the machine types and parts downloaded), ``"prepared"`` (adds the prepared type,
+    the input folder's name and the outliers' origin) or ``"dcase_layout"`` (module docstring).
     This record is the ``data`` of the results manifests and of ``<run>/eval/results.json``.
 
     >>> data_manifest("/nonexistent")["kind"]
@@ -101,7 +107,37 @@ def data_manifest(root: str | Path) -> dict:
     if dl is not None and dl.get("zenodo"):
         return {"kind": "dcase2021", "synthetic": False, "machine_types": dl["machine_types"], "parts": dl["parts"],
                 "note": REAL_DCASE_NOTE}
+    prepared = _prepared_record(root)
+    if prepared is not None:
+        return prepared
     return {"kind": "dcase_layout", "synthetic": False, "note": UNKNOWN_DATA_NOTE}
+
+
+def _prepared_record(root: str | Path) -> dict | None:
+    """:func:`data_manifest`'s record of a root written by ``minasd prepare``, or None.
+
+    Raises:
+        ValueError: the manifest is there but unreadable (named).
+    """
+    f = Path(root) / PREPARE_MANIFEST_NAME
+    if not f.is_file():
+        return None
+    try:
+        m = json.loads(f.read_text(encoding="utf-8"))
+        machine, source = m["machine_type"], m["input_name"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{f}: not a readable minasd prepare manifest ({e})") from e
+    out = m.get("outliers") or {}
+    if out:
+        ident = out.get("source_identity") or {}
+        origin = (f"synthetic, minasd.synth v{ident.get('generator_version')} size {ident.get('size')}"
+                  if out.get("synthetic") else "not synthetic")
+        outliers = f"; outlier types {', '.join(out.get('types', []))} from {out.get('root_name')} ({origin})"
+    else:
+        outliers = ""
+    note = f"recordings of {source!r} as machine type {machine!r}, prepared by minasd prepare (not DCASE){outliers}"
+    return {"kind": "prepared", "synthetic": False, "machine_type": machine, "input_name": source,
+            "outliers_synthetic": out.get("synthetic") if out else None, "note": note}
 
 
 def run_data_record(root: str | Path) -> dict:
@@ -136,12 +172,16 @@ SYNTHETIC_WORDS = {
 def data_kind_label(data: Mapping) -> str:
     """A caption's words for a data manifest that is not synthetic (:func:`data_manifest`).
 
-    Only a ``"dcase2021"`` record is called real; any other (also ``"real"``, which an
-    earlier minasd wrote for every root without a synthetic manifest) is of unknown origin.
+    Only a ``"dcase2021"`` record is called real DCASE data; a ``"prepared"`` one is named by
+    its own note (the recordings' folder and the outliers' origin); any other (also
+    ``"real"``, which an earlier minasd wrote for every root without a synthetic manifest) is of
+    unknown origin.
 
     >>> data_kind_label({"kind": "real", "synthetic": False})
     'DCASE layout, no minasd synth manifest (provenance unknown)'
     """
+    if data.get("kind") == "prepared" and data.get("note"):
+        return data["note"]
     return REAL_DCASE_NOTE if data.get("kind") == "dcase2021" else UNKNOWN_DATA_NOTE
 
 

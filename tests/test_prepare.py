@@ -15,6 +15,7 @@ import soundfile as sf
 
 from minasd.config import SAMPLE_RATE
 from minasd.data import index, parse_filename, protocol_clips
+from minasd.provenance import PREPARE_MANIFEST_NAME, data_kind_label, data_manifest
 from minasd.prepare import (CLIPS_NAME, MANIFEST_NAME, PARTIAL_NAME, PrepareConfig, Recording, add_prepare_arguments,
                             assign_sections, output_samples, prepare, run_prepare, section_value)
 
@@ -280,6 +281,18 @@ def test_outliers_are_linked_from_another_root(tmp_path):
     assert any(os.path.samefile(p, src / os.path.basename(p)) for p in gadget["path"] if "dev_data" in p)
     # the prepared type's own clips come from the recordings only, never from the outlier root
     assert not df[(df["machine"] == "mine")]["path"].str.contains("_a_1.wav").any()
+    # every caption names the root as prepared recordings, with the outliers' origin
+    data = data_manifest(res.root)
+    assert (data["kind"], data["synthetic"], data["machine_type"], data["outliers_synthetic"]) == (
+        "prepared", False, "mine", False)
+    assert data_kind_label(data) == data["note"] and "'rec'" in data["note"] and "gadget from other" in data["note"]
+    assert PREPARE_MANIFEST_NAME == MANIFEST_NAME
+
+
+def test_an_unreadable_prepare_manifest_is_named(tmp_path):
+    (tmp_path / MANIFEST_NAME).write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=f"{MANIFEST_NAME}: not a readable minasd prepare manifest"):
+        data_manifest(tmp_path)
 
 
 def test_command_line_dry_run_writes_nothing(tmp_path, capsys):
