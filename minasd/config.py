@@ -8,6 +8,7 @@ dataclass).  Nothing else in the package hard-codes these values.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -119,12 +120,27 @@ def load_table1(path: str | Path | None = None) -> dict[str, TypeHParams]:
     return table
 
 
+#: The row of a machine type outside Table I (one's own recordings, ``minasd prepare``): the
+#: values most of the paper's seven rows share (lr 0.001, batch 128, lambda 10 and a GMM: five
+#: of seven each; p = 16, the middle of the GMM rows' 2-64).  ``minasd experiment`` chooses
+#: lambda and the inlier model on the development sections anyway; this row is its fallback
+#: and the training settings of such a type.
+OTHER_TYPE_HPARAMS = TypeHParams(lr=0.001, batch_size=128, lam=10.0, inlier="gmm", p=16, epochs=300)
+
+
 def hparams_for(machine: str, overrides: Mapping | None = None, table_path: str | Path | None = None) -> TypeHParams:
-    """Table I row for ``machine``, with optional overrides (e.g. ``{"epochs": 5}``)."""
+    """Table I row for ``machine``, with optional overrides (e.g. ``{"epochs": 5}``).
+
+    A type that Table I does not list gets :data:`OTHER_TYPE_HPARAMS`, with a warning that
+    names it.
+    """
     table = load_table1(table_path)
-    if machine not in table:
-        raise KeyError(f"no Table I entry for machine type {machine!r}; known: {sorted(table)}")
-    hp = table[machine]
+    if machine in table:
+        hp = table[machine]
+    else:
+        warnings.warn(f"machine type {machine!r} is not in Table I (it lists {sorted(table)}): using the row for "
+                      f"other types, {OTHER_TYPE_HPARAMS.to_dict()} (minasd.config.OTHER_TYPE_HPARAMS)", stacklevel=2)
+        hp = OTHER_TYPE_HPARAMS
     if overrides:
         hp = hp.replace(**{k: v for k, v in overrides.items() if v is not None})
     return hp

@@ -41,7 +41,7 @@ class Profile:
     """What a run costs.
 
     Attributes:
-        name: ``"paper"`` or ``"cpu"``.
+        name: ``"paper"``, ``"cpu"`` or ``"colab"``.
         backbone: timm encoder name; None = the paper's EfficientNet-B0 (``efficientnet_b0``, or
             ``tf_efficientnet_b0`` with Noisy Student weights: :class:`minasd.train.TrainConfig`).
         epochs: training epochs.
@@ -109,6 +109,10 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile("cpu", "mobilenetv3_small_050", 20, 32, 10.0,
                    "CPU: MobileNetV3-Small 0.5x, 20 epochs, batch 32, lambda 10 (learned best per CPU minute "
                    "on sections 00-02; not the paper's encoder)"),
+    # chosen by what fits a free Colab GPU session (see COLAB_FIT), never by results
+    "colab": Profile("colab", None, 100, None, None,
+                     "a free Colab GPU session: EfficientNet-B0, 100 epochs, Table I batch sizes (one type's "
+                     "five trainings fit one session by the estimate in minasd.profiles.COLAB_FIT)"),
 }
 DEFAULT_PROFILE = "paper"
 

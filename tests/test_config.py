@@ -1,6 +1,6 @@
 import pytest
 
-from minasd.config import MACHINE_TYPES, SECTIONS, hparams_for, load_table1
+from minasd.config import MACHINE_TYPES, OTHER_TYPE_HPARAMS, SECTIONS, hparams_for, load_table1
 
 
 def test_table1_matches_the_paper():
@@ -21,8 +21,9 @@ def test_table1_matches_the_paper():
 def test_overrides_and_errors(tmp_path):
     hp = hparams_for("fan", {"epochs": 3, "batch_size": None})
     assert hp.epochs == 3 and hp.batch_size == 32
-    with pytest.raises(KeyError, match="bearing"):
-        hparams_for("bearing")
+    with pytest.warns(UserWarning, match="'bearing' is not in Table I"):
+        other = hparams_for("bearing", {"epochs": 2})
+    assert other == OTHER_TYPE_HPARAMS.replace(epochs=2)
     bad = tmp_path / "t.yaml"
     bad.write_text("fan: {lr: 0.1, batch_size: 2, lam: 1, inlier: svm, p: 2}\n")
     with pytest.raises(ValueError, match="t.yaml.*inlier"):

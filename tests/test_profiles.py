@@ -101,7 +101,7 @@ def test_settings_take_explicit_options_and_keep_every_key():
     epochs, over = get_profile("paper").experiment_settings(max_train_clips_per_section=5)
     assert epochs == 300 and over == {"profile": "paper", "backbone": None, "batch_size": None,
                                       "max_train_clips_per_section": 5}
-    assert set(PROFILES) == {"paper", "cpu"}
+    assert set(PROFILES) == {"paper", "cpu", "colab"}
 
 
 def test_one_default_lambda_grid():
