@@ -16,6 +16,7 @@ CUDA code it does not use.
     minasd experiment --data ROOT --out results/
     minasd score --run runs/fan clip1.wav clip2.wav
     minasd results --out results/experiment      # the protocol over seeds, profile cpu (hours)
+    minasd calibrate saturation --work out/calib  # factory calibration, method-independent (hours)
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("minasd.studies.results", "the committed results set: the protocol at a profile over seeds, aggregated"),
     "controlled": ("minasd.studies.controlled", "controlled experiments: one change per row vs a reference "
                    "and the GMM on log-mel mean/std"),
+    "calibrate": ("minasd.calibrate", "calibrate the synthetic factory on published real-data numbers with the DCASE "
+                  "autoencoder and mean/max GMM only (stages: baseline, saturation, search, check)"),
 }
 
 

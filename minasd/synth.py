@@ -43,6 +43,14 @@ Layout written under ``root`` (DCASE 2021 names; section 00-02 = development set
     minasd_synth.json         (manifest; written last)
 
 Only the source domain is generated (the paper uses the source domain only).
+
+**Generator 2.0** (issue 23, ``docs/factory_v2_design.md``) lives beside 1.2 and is chosen
+per call (``make_dataset(..., generator="2.0")``, ``render_clip(..., generator="2.0")``,
+``minasd synth --generator 2.0``): faults as changes of the machine's own sound at graded
+damage levels (:mod:`minasd.synth_machines`), noise scenes mixed by the documented MIMII and
+ToyADMOS2 rules (:mod:`minasd.synth_scenes`), calibration knobs in ``synth_knobs.json``.  It
+is *uncalibrated* and not the default: :data:`GENERATOR_VERSION` stays 1.2 until the
+calibration freezes 2.0, and every 1.2 clip is unchanged, byte for byte.
 """
 from __future__ import annotations
 
@@ -50,7 +58,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 import time
 import zlib
@@ -65,6 +72,8 @@ from .io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: Bump when the sound of any clip changes: a rerun into a root made by another version refuses.
 GENERATOR_VERSION = "1.2"
+#: Generator versions this module can write ("2.0": uncalibrated, see synth_machines).
+GENERATORS = ("1.2", "2.0")
 MANIFEST_NAME = "minasd_synth.json"
 PARTIAL_NAME = "minasd_synth.partial.json"
 LABELS_NAME = "minasd_synth_labels.csv"
@@ -104,6 +113,9 @@ SIZES: dict[str, SizeSpec] = {
     # the committed results set (`minasd results`): test sections at the paper's size, so that one
     # AUC means something; training clips as many as the CPU budget of the protocol allows
     "protocol": SizeSpec(60, 100, 100, 10.0),
+    # calibration of generator 2.0 only (issue 23): views of its first n training clips are
+    # exact subsets, since clip i is the same clip whatever the size
+    "sweep": SizeSpec(500, 100, 100, 10.0),
 }
 
 
@@ -833,21 +845,31 @@ def anomaly_plan(machine: str, index: int) -> tuple[AnomalyKind, float]:
 
 
 def render_clip(machine: str, section: int, anomaly: str | None = None, severity: float | None = None,
-                seed: int = 0, seconds: float = 10.0, split: str = "demo", index: int = 0) -> tuple[np.ndarray, dict]:
+                seed: int = 0, seconds: float = 10.0, split: str = "demo", index: int = 0, *,
+                generator: str = "1.2", knobs: "dict | None" = None,
+                trace: "dict | None" = None) -> tuple[np.ndarray, dict]:
     """Render one clip in memory, without writing anything.
 
     Args:
         machine: machine type (one of ``config.MACHINE_TYPES``).
         section: section (product) 0-5.
-        anomaly: ``None`` for a normal clip, else a kind name from :func:`anomaly_kinds`.
+        anomaly: ``None`` for a normal clip, else a kind name from :func:`anomaly_kinds`
+            (of the same generator).
         severity: 0-1 strength of the anomaly; ``None`` draws it like the factory does
-            (subtle kinds 0.2-1, gross kinds 0.1-1).
+            (1.2: subtle kinds 0.2-1, gross kinds 0.1-1; 2.0: the damage level planned for
+            ``index``, low / high / mid cycling, ``synth_machines.LEVEL_RANGES``).
         seed, split, index: identify the clip's random generator (:func:`clip_rng`).
         seconds: duration in seconds.
+        generator: "1.2" (default) or "2.0" (uncalibrated, :mod:`minasd.synth_machines`).
+        knobs: 2.0 only: knob override ``{type: {knob: value}}`` merged into
+            ``synth_knobs.json`` (``synth_machines.load_knobs``).
+        trace: 2.0 only: a dict that receives event times some renderers record (valve
+            ``open`` / ``close``, slider ``hits``, gearbox ``impacts``), for tests.
 
     Returns:
         ``(wave, info)``: float32 waveform of shape (round(seconds * 16000),), in [-1, 1],
-        and a dict with the attribute string, the anomaly kind and severity, the SNR (dB).
+        and a dict with the attribute string, the anomaly kind and severity, the SNR (dB)
+        (2.0 adds damage_level, effective severity, scene, noise_clip, clipped samples).
 
     Book: chapter 1.
 
@@ -855,10 +877,19 @@ def render_clip(machine: str, section: int, anomaly: str | None = None, severity
     >>> wave.shape, wave.dtype
     ((48000,), dtype('float32'))
     """
+    if generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {list(GENERATORS)}, got {generator!r}")
     if machine not in MODELS:
         raise ValueError(f"unknown machine type {machine!r}; known: {list(MODELS)}")
     if section not in SECTIONS:
         raise ValueError(f"section must be one of {list(SECTIONS)}, got {section!r}")
+    if generator != "1.2":
+        from .synth_machines import load_knobs
+
+        return _render_clip_v2(machine, section, anomaly, severity, seed, seconds, split, index,
+                               load_knobs(knobs)[machine], trace)
+    if knobs is not None or trace is not None:
+        raise ValueError("knobs and trace belong to generator 2.0; generator 1.2 has none")
     model = MODELS[machine]
     kinds = {k.name: k for k in model.anomalies}
     if anomaly is not None and anomaly not in kinds:
@@ -889,6 +920,32 @@ def render_clip(machine: str, section: int, anomaly: str | None = None, severity
     return wave, info
 
 
+def _render_clip_v2(machine: str, section: int, anomaly: str | None, severity: float | None, seed: int,
+                    seconds: float, split: str, index: int, knobs_t: dict, trace: dict | None) -> tuple[np.ndarray, dict]:
+    """:func:`render_clip` for generator 2.0, with the type's effective knobs ``knobs_t``."""
+    from .synth_machines import GENERATOR, LEVEL_CLASS, MODELS_V2, machine_signal
+    from .synth_scenes import mix
+
+    kinds = [f.name for f in MODELS_V2[machine].faults]
+    if anomaly is not None and anomaly not in kinds:
+        raise ValueError(f"unknown anomaly kind {anomaly!r} for {machine} (generator 2.0); known: {kinds}")
+    if severity is not None and not 0.0 <= float(severity) <= 1.0:
+        raise ValueError(f"severity must be in [0, 1] (the damage draw s), got {severity!r}")
+    n = int(round(seconds * SR))
+    if n < SR // 10:
+        raise ValueError(f"seconds={seconds} is too short to render a clip (need >= 0.1 s)")
+    rng = clip_rng(seed, machine, section, split, index)
+    x, r_scene, head = machine_signal(machine, section, anomaly, severity, index, rng, n, knobs_t, trace)
+    wave, mixed = mix(x, machine, section, seed, knobs_t, r_scene)
+    level = head["damage_level"]
+    info = {"attributes": head["attributes"], "anomaly_kind": anomaly or "normal",
+            "severity_class": LEVEL_CLASS.get(level, "none"), "severity": round(head["severity"], 4),
+            "damage_level": level, "effective": round(head["effective"], 4), "snr_db": mixed["snr_db"],
+            "scene": mixed["scene"], "noise_clip": mixed["noise_clip"], "clipped": mixed["clipped"],
+            "generator": GENERATOR}
+    return wave, info
+
+
 _NORMAL_RMS: dict[tuple[str, int], float] = {}
 
 
@@ -901,14 +958,27 @@ def _nominal_rms(machine: str, section: int) -> float:
     return _rms(model.render(rng, params, op, 2 * SR, None, 0.0))
 
 
-def anomaly_kinds(machine: str | None = None) -> "dict[str, list[AnomalyKind]] | list[AnomalyKind]":
+def anomaly_kinds(machine: str | None = None, generator: str = "1.2") -> "dict[str, list] | list":
     """Anomaly kinds per machine type (or of one type), each with severity class and description.
+
+    Generator "2.0" lists ``synth_machines.FaultKind`` (name, description, source,
+    documented, character; the severity class is per clip there, from its damage level).
 
     Book: chapter 1.
 
     >>> [k.name for k in anomaly_kinds("valve") if k.severity == "gross"]
     ['leak', 'stuck', 'double_knock']
+    >>> [k.documented for k in anomaly_kinds("gearbox", generator="2.0")]
+    [False, False, False]
     """
+    if generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {list(GENERATORS)}, got {generator!r}")
+    if generator != "1.2":
+        from .synth_machines import MODELS_V2
+
+        if machine is not None:
+            return list(MODELS_V2[machine].faults)
+        return {m: list(MODELS_V2[m].faults) for m in MACHINE_TYPES}
     if machine is not None:
         return list(MODELS[machine].anomalies)
     return {m: list(MODELS[m].anomalies) for m in MACHINE_TYPES}
@@ -939,52 +1009,89 @@ class _Job:
     anomaly: str | None
     seconds: float
     seed: int
+    generator: str = "1.2"
+    knobs: "dict | None" = None  # 2.0: the type's effective knobs
 
 
-def _plan(size: SizeSpec, seed: int, machine_types: Sequence[str]) -> tuple[list[_Job], list[dict], dict]:
-    """All clips of a data set: jobs, label rows of the test clips, counts."""
+#: Columns of the labels CSV; generator 2.0 appends :data:`LABEL_COLUMNS_V2`.
+LABEL_COLUMNS = ("relpath", "machine", "section", "label", "anomaly_kind", "severity_class", "severity")
+LABEL_COLUMNS_V2 = ("damage_level", "snr_db", "scene")
+
+
+def _plan(size: SizeSpec, seed: int, machine_types: Sequence[str], sections: Sequence[int] = SECTIONS,
+          generator: str = "1.2", knobs: "dict | None" = None) -> tuple[list[_Job], list[dict], dict]:
+    """All clips of a data set: jobs, label rows of the test clips, counts (``knobs``: 2.0, per type)."""
     jobs: list[_Job] = []
     labels: list[dict] = []
     counts: dict = {}
     for machine in machine_types:
-        model = MODELS[machine]
-        sev_class = {k.name: k.severity for k in model.anomalies}
         counts[machine] = {}
-        for sec in SECTIONS:
-            ds = "dev_data" if sec in DEV_SECTIONS else "eval_data"
-            # attribute strings are part of the file name: draw them exactly like render_clip
-            def attrs(split, i):
-                rng = clip_rng(seed, machine, sec, split, i)
-                return model.attributes(rng, model.sections[sec])[0]
-
-            for i in range(size.n_train):
-                rel = f"{ds}/{machine}/train/section_{sec:02d}_source_train_normal_{i:04d}_{attrs('train', i)}.wav"
-                jobs.append(_Job(rel, machine, sec, "train", i, None, size.seconds, seed))
-            test = [("test_normal", i, None) for i in range(size.n_test_normal)]
-            test += [("test_anomaly", i, anomaly_plan(machine, i)[0].name) for i in range(size.n_test_anomaly)]
-            if sec in EVAL_SECTIONS:
-                order = np.random.default_rng([int(seed), _type_key(machine), sec, 99]).permutation(len(test))
-            else:
-                order = None
-            for pos, (split, i, kind) in enumerate(test):
-                label = "normal" if split == "test_normal" else "anomaly"
-                if order is None:
-                    rel = f"{ds}/{machine}/source_test/section_{sec:02d}_source_test_{label}_{i:04d}_{attrs(split, i)}.wav"
-                else:
-                    rel = f"{ds}/{machine}/source_test/section_{sec:02d}_source_test_{int(order[pos]):04d}.wav"
-                jobs.append(_Job(rel, machine, sec, split, i, kind, size.seconds, seed))
-                labels.append({"relpath": rel, "machine": machine, "section": sec, "label": int(label == "anomaly"),
-                               "anomaly_kind": kind or "normal",
-                               "severity_class": sev_class.get(kind, "none")})
+        for sec in sections:
+            j, lab = _plan_section(size, seed, machine, sec, generator, (knobs or {}).get(machine))
+            jobs += j
+            labels += lab
             counts[machine][f"{sec:02d}"] = {"train": size.n_train, "source_test_normal": size.n_test_normal,
                                              "source_test_anomaly": size.n_test_anomaly}
     return jobs, labels, counts
 
 
+def _plan_section(size: SizeSpec, seed: int, machine: str, sec: int, generator: str,
+                  knobs_t: "dict | None") -> tuple[list[_Job], list[dict]]:
+    """Jobs and label rows of one section (names, anomaly plan, anonymised order of 03-05)."""
+    v2 = generator != "1.2"
+    if v2:
+        from .synth_machines import LEVEL_CLASS, MODELS_V2, fault_plan
+
+        model = MODELS_V2[machine]
+        plan = [fault_plan(machine, sec, i, knobs_t) for i in range(size.n_test_anomaly)]
+        test = [("test_anomaly", i, k.name, lev) for i, (k, lev) in enumerate(plan)]
+    else:
+        model = MODELS[machine]
+        sev_class = {k.name: k.severity for k in model.anomalies}
+        test = [("test_anomaly", i, anomaly_plan(machine, i)[0].name, None) for i in range(size.n_test_anomaly)]
+    test = [("test_normal", i, None, None) for i in range(size.n_test_normal)] + test
+    ds = "dev_data" if sec in DEV_SECTIONS else "eval_data"
+
+    # attribute strings are part of the file name: draw them exactly like render_clip
+    def attrs(split, i):
+        rng = clip_rng(seed, machine, sec, split, i)
+        return model.attributes(rng, model.sections[sec])[0]
+
+    jobs: list[_Job] = []
+    labels: list[dict] = []
+    for i in range(size.n_train):
+        rel = f"{ds}/{machine}/train/section_{sec:02d}_source_train_normal_{i:04d}_{attrs('train', i)}.wav"
+        jobs.append(_Job(rel, machine, sec, "train", i, None, size.seconds, seed, generator, knobs_t))
+    if sec in EVAL_SECTIONS:
+        order = np.random.default_rng([int(seed), _type_key(machine), sec, 99]).permutation(len(test))
+    else:
+        order = None
+    for pos, (split, i, kind, level) in enumerate(test):
+        label = "normal" if split == "test_normal" else "anomaly"
+        if order is None:
+            rel = f"{ds}/{machine}/source_test/section_{sec:02d}_source_test_{label}_{i:04d}_{attrs(split, i)}.wav"
+        else:
+            rel = f"{ds}/{machine}/source_test/section_{sec:02d}_source_test_{int(order[pos]):04d}.wav"
+        jobs.append(_Job(rel, machine, sec, split, i, kind, size.seconds, seed, generator, knobs_t))
+        row = {"relpath": rel, "machine": machine, "section": sec, "label": int(label == "anomaly"),
+               "anomaly_kind": kind or "normal"}
+        if v2:
+            row.update(severity_class=LEVEL_CLASS.get(level, "none"), damage_level=level or "none",
+                       snr_db=knobs_t["snr"], scene=model.sections[sec]["scene"])
+        else:
+            row["severity_class"] = sev_class.get(kind, "none")
+        labels.append(row)
+    return jobs, labels
+
+
 def _render_job(job: _Job) -> tuple[str, bytes, dict]:
     import soundfile as sf
 
-    wave, info = render_clip(job.machine, job.section, job.anomaly, None, job.seed, job.seconds, job.split, job.index)
+    if job.generator == "1.2":
+        wave, info = render_clip(job.machine, job.section, job.anomaly, None, job.seed, job.seconds, job.split, job.index)
+    else:
+        wave, info = _render_clip_v2(job.machine, job.section, job.anomaly, None, job.seed, job.seconds, job.split,
+                                     job.index, job.knobs, None)
     buf = io.BytesIO()
     sf.write(buf, wave, SR, subtype="PCM_16", format="WAV")
     return job.relpath, buf.getvalue(), info
@@ -1000,8 +1107,17 @@ def _write_job(args: tuple[str, _Job]) -> tuple[str, dict | None]:
     return rel, info
 
 
-def _identity(seed: int, size: str, machine_types: Sequence[str]) -> dict:
-    return {"generator_version": GENERATOR_VERSION, "seed": int(seed), "size": size, "machine_types": list(machine_types)}
+def _identity(seed: int, size: str, machine_types: Sequence[str], sections: Sequence[int] = SECTIONS,
+              generator: str = GENERATOR_VERSION, knobs_sha256: str | None = None) -> dict:
+    ident = {"generator_version": generator, "seed": int(seed), "size": size, "machine_types": list(machine_types),
+             "sections": [int(s) for s in sections]}
+    if generator != "1.2":
+        ident["knobs_sha256"] = knobs_sha256
+    return ident
+
+
+#: Identity keys added after 1.2's first sets: the value a marker without them stands for.
+_IDENTITY_DEFAULTS = {"sections": list(SECTIONS), "knobs_sha256": None}
 
 
 def _check_root(root: Path, ident: dict) -> None:
@@ -1013,7 +1129,7 @@ def _check_root(root: Path, ident: dict) -> None:
                 old = json.loads(f.read_text())
             except (OSError, ValueError) as err:
                 raise ValueError(f"{f}: unreadable synthetic-data marker ({err}); remove {root} or choose another root") from None
-            old_ident = {k: old.get(k) for k in ident}
+            old_ident = {k: old.get(k, _IDENTITY_DEFAULTS.get(k)) for k in ident}
             if old_ident != ident:
                 diff = ", ".join(f"{k}: {old_ident[k]!r} there, {ident[k]!r} asked" for k in ident if old_ident[k] != ident[k])
                 raise ValueError(f"{root} already holds a synthetic data set made with other arguments ({diff}); "
@@ -1026,88 +1142,60 @@ def _check_root(root: Path, ident: dict) -> None:
 
 
 def make_dataset(root: str | Path, size: str = "tiny", seed: int = 0, machine_types: Sequence[str] | None = None,
-                 workers: int | None = None, progress: bool = True) -> Path:
+                 workers: int | None = None, progress: bool = True, *, generator: str = "1.2",
+                 sections: Sequence[int] | None = None, knobs: "dict | None" = None) -> Path:
     """Write a synthetic data set in the DCASE 2021 Task 2 layout under ``root``.
 
     Args:
         root: output folder (created).  Sizes ``small``/``full`` belong outside the repository.
         size: "tiny" (tests: 8 train + 3 normal + 3 anomalous test clips per section, 3 s
-            clips), "small" (60 / 20 / 20, 10 s), "medium" (200 / 50 / 50) or "full" (the
-            paper's 1,000 / 100 / 100; about 16 GB).
+            clips), "small" (60 / 20 / 20, 10 s), "medium" (200 / 50 / 50), "full" (the
+            paper's 1,000 / 100 / 100; about 16 GB), "protocol" or "sweep" (calibration).
         seed: base seed; every clip's generator derives from it (:func:`clip_rng`).
         machine_types: subset of ``config.MACHINE_TYPES`` (default all seven).
         workers: processes (default: all CPU cores; 1 = in this process).
         progress: show a tqdm progress bar.
+        generator: "1.2" (default) or "2.0" (uncalibrated; labels gain the columns
+            damage_level, snr_db, scene).
+        sections: subset of section numbers to write, e.g. ``(0, 1, 2)`` (default all six).
+        knobs: 2.0 only: knob override ``{type: {knob: value}}`` (``synth_machines.load_knobs``);
+            the effective knobs' hash is part of the set's identity.
 
     Returns:
         ``root`` as a Path.  A rerun with the same arguments skips finished clips (each clip
         is written atomically, so an interrupted run resumes); a rerun with another seed,
-        size, type list or generator version refuses with an error.
+        size, type list, section list, generator version or knob values refuses with an error.
 
     Book: chapter 1.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {list(SIZES)}, got {size!r}")
-    machine_types = list(MACHINE_TYPES if machine_types is None else machine_types)
-    unknown = [m for m in machine_types if m not in MODELS]
-    if unknown or not machine_types:
-        raise ValueError(f"machine_types: unknown {unknown} (known: {list(MACHINE_TYPES)})")
-    machine_types = [m for m in MACHINE_TYPES if m in machine_types]  # canonical order
+    machine_types, sections, knobs_all = _check_args(size, machine_types, generator, sections, knobs)
     spec = SIZES[size]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    ident = _identity(seed, size, machine_types)
+    sha = None
+    if knobs_all is not None:
+        from .synth_machines import knobs_sha256
+        from .synth_scenes import reference_rms
+
+        sha = knobs_sha256(knobs_all, machine_types)
+        for m in machine_types:  # computed once here, inherited by the worker processes
+            reference_rms(m, knobs_all[m])
+    ident = _identity(seed, size, machine_types, sections, generator, sha)
     _check_root(root, ident)
     if not (root / MANIFEST_NAME).exists():
         atomic_write_json(root / PARTIAL_NAME, dict(ident, synthetic=True, note=SYNTH_NOTE, status="in progress"))
 
-    jobs, labels, counts = _plan(spec, seed, machine_types)
+    jobs, labels, counts = _plan(spec, seed, machine_types, sections, generator, knobs_all)
     # an interrupted run can leave the temporary files of atomic writes behind: remove them
     for ds in ("dev_data", "eval_data"):
         for stale in (root / ds).glob("*/*/.*.wav.*.tmp"):
             stale.unlink(missing_ok=True)
     todo = [j for j in jobs if not (root / j.relpath).exists()]
     t0 = time.time()
-    infos: dict[str, dict] = {}
-    if todo:
-        n_workers = workers or os.cpu_count() or 1
-        n_workers = max(1, min(n_workers, len(todo)))
-        from minasd.progress import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"synth {size} -> {root}", unit="clip", disable=not progress)
-        args = [(str(root), j) for j in todo]
-        if n_workers == 1:
-            for a in args:
-                rel, info = _write_job(a)
-                infos[rel] = info
-                bar.update()
-        else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
-            with ctx.Pool(n_workers) as pool:
-                for rel, info in pool.imap_unordered(_write_job, args, chunksize=8):
-                    infos[rel] = info
-                    bar.update()
-        bar.close()
+    infos = _run_jobs(root, todo, workers, f"synth {size} -> {root}", progress)
     elapsed = time.time() - t0
 
-    # severities: the value drawn for each test clip (cheap to recompute for skipped clips:
-    # the draw happens before rendering, so re-rendering is not needed)
-    sev_of = {j.relpath: _severity_of(j) for j in jobs if j.split != "train"}
-    gt_dir = root / GROUND_TRUTH_DIR
-    for machine in machine_types:
-        for sec in EVAL_SECTIONS:
-            rows = sorted((r for r in labels if r["machine"] == machine and r["section"] == sec), key=lambda r: r["relpath"])
-            text = "".join(f"{Path(r['relpath']).name},{r['label']}\n" for r in rows)
-            atomic_write_text(gt_dir / f"ground_truth_{machine}_section_{sec:02d}_source_test.csv", text)
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(["relpath", "machine", "section", "label", "anomaly_kind", "severity_class", "severity"])
-    for r in sorted(labels, key=lambda r: r["relpath"]):
-        w.writerow([r["relpath"], r["machine"], r["section"], r["label"], r["anomaly_kind"], r["severity_class"],
-                    f"{sev_of[r['relpath']]:.4f}"])
-    atomic_write_text(root / LABELS_NAME, out.getvalue())
+    _write_labels(root, jobs, labels, machine_types, sections, generator)
     manifest = dict(
         ident,
         synthetic=True,
@@ -1122,15 +1210,99 @@ def make_dataset(root: str | Path, size: str = "tiny", seed: int = 0, machine_ty
         size_spec=asdict(spec),
         last_run={"written": len(todo), "seconds": round(elapsed, 1)},
     )
+    if knobs_all is not None:
+        manifest.update(knobs={m: knobs_all[m] for m in machine_types}, knobs_status="uncalibrated",
+                        # clips with at least one clipped sample, among those written by the last run
+                        n_clipped=sum(1 for i in infos.values() if i and i.get("clipped")))
     atomic_write_json(root / MANIFEST_NAME, manifest)
     (root / PARTIAL_NAME).unlink(missing_ok=True)
     return root
+
+
+def _check_args(size: str, machine_types: Sequence[str] | None, generator: str, sections: Sequence[int] | None,
+                knobs: "dict | None") -> tuple[list[str], list[int], "dict | None"]:
+    """Validated ``(machine_types, sections, knobs per type or None)`` of :func:`make_dataset`."""
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {list(SIZES)}, got {size!r}")
+    if generator not in GENERATORS:
+        raise ValueError(f"generator must be one of {list(GENERATORS)}, got {generator!r}")
+    machine_types = list(MACHINE_TYPES if machine_types is None else machine_types)
+    unknown = [m for m in machine_types if m not in MODELS]
+    if unknown or not machine_types:
+        raise ValueError(f"machine_types: unknown {unknown} (known: {list(MACHINE_TYPES)})")
+    machine_types = [m for m in MACHINE_TYPES if m in machine_types]  # canonical order
+    sections = list(SECTIONS if sections is None else sections)
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad or not sections:
+        raise ValueError(f"sections: unknown {bad} (known: {list(SECTIONS)})")
+    sections = [s for s in SECTIONS if s in sections]
+    if generator == "1.2":
+        if knobs is not None:
+            raise ValueError("knobs belong to generator 2.0; generator 1.2 has none")
+        return machine_types, sections, None
+    from .synth_machines import load_knobs
+
+    return machine_types, sections, load_knobs(knobs)
+
+
+def _run_jobs(root: Path, todo: list[_Job], workers: int | None, desc: str, progress: bool) -> dict[str, dict]:
+    """Render and write the clips of ``todo`` (in processes), returning their info dicts."""
+    infos: dict[str, dict] = {}
+    if not todo:
+        return infos
+    n_workers = workers or os.cpu_count() or 1
+    n_workers = max(1, min(n_workers, len(todo)))
+    from minasd.progress import tqdm
+
+    bar = tqdm(total=len(todo), desc=desc, unit="clip", disable=not progress)
+    args = [(str(root), j) for j in todo]
+    if n_workers == 1:
+        for a in args:
+            rel, info = _write_job(a)
+            infos[rel] = info
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork") if hasattr(os, "fork") else mp.get_context()
+        with ctx.Pool(n_workers) as pool:
+            for rel, info in pool.imap_unordered(_write_job, args, chunksize=8):
+                infos[rel] = info
+                bar.update()
+    bar.close()
+    return infos
+
+
+def _write_labels(root: Path, jobs: list[_Job], labels: list[dict], machine_types: Sequence[str],
+                  sections: Sequence[int], generator: str) -> None:
+    """Write the official ground-truth files of sections 03-05 and the labels CSV."""
+    # severities: the value drawn for each test clip (cheap to recompute for skipped clips:
+    # the draw happens before rendering, so re-rendering is not needed)
+    sev_of = {j.relpath: _severity_of(j) for j in jobs if j.split != "train"}
+    gt_dir = root / GROUND_TRUTH_DIR
+    for machine in machine_types:
+        for sec in (s for s in EVAL_SECTIONS if s in sections):
+            rows = sorted((r for r in labels if r["machine"] == machine and r["section"] == sec), key=lambda r: r["relpath"])
+            text = "".join(f"{Path(r['relpath']).name},{r['label']}\n" for r in rows)
+            atomic_write_text(gt_dir / f"ground_truth_{machine}_section_{sec:02d}_source_test.csv", text)
+    extra = LABEL_COLUMNS_V2 if generator != "1.2" else ()
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(list(LABEL_COLUMNS + extra))
+    for r in sorted(labels, key=lambda r: r["relpath"]):
+        w.writerow([r["relpath"], r["machine"], r["section"], r["label"], r["anomaly_kind"], r["severity_class"],
+                    f"{sev_of[r['relpath']]:.4f}"] + [r[c] for c in extra])
+    atomic_write_text(root / LABELS_NAME, out.getvalue())
 
 
 def _severity_of(job: _Job) -> float:
     if job.anomaly is None:
         return 0.0
     rng = clip_rng(job.seed, job.machine, job.section, job.split, job.index)
+    if job.generator != "1.2":  # replays synth_machines.clip_head: attributes, then the damage draw
+        from .synth_machines import clip_head
+
+        return clip_head(job.machine, job.section, job.anomaly, None, job.index, rng)[2]
     model = MODELS[job.machine]
     model.attributes(rng, model.sections[job.section])
     kind = {k.name: k for k in model.anomalies}[job.anomaly]
@@ -1200,14 +1372,20 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--machine-types", nargs="+", default=None, choices=list(MACHINE_TYPES), metavar="TYPE",
                         help=f"subset of machine types (default: all of {', '.join(MACHINE_TYPES)})")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--generator", choices=list(GENERATORS), default="1.2",
+                        help="generator version (default: 1.2; 2.0 is uncalibrated, see docs/factory_v2_design.md)")
+    parser.add_argument("--sections", nargs="+", type=int, default=None, choices=list(SECTIONS), metavar="N",
+                        help="subset of section numbers, e.g. --sections 0 1 2 (default: all six)")
     return parser
 
 
 def run_synth(args: argparse.Namespace) -> int:
     """Run ``minasd synth`` from parsed arguments; prints what was written.  Returns 0."""
     t0 = time.time()
-    root = make_dataset(args.out, size=args.size, seed=args.seed, machine_types=args.machine_types, workers=args.workers)
+    generator = getattr(args, "generator", "1.2")
+    root = make_dataset(args.out, size=args.size, seed=args.seed, machine_types=args.machine_types, workers=args.workers,
+                        generator=generator, sections=getattr(args, "sections", None))
     m = read_manifest(root)
-    print(f"{SYNTH_NOTE}: {m['n_clips']} clips ({args.size}, seed {args.seed}, generator {GENERATOR_VERSION}) "
+    print(f"{SYNTH_NOTE}: {m['n_clips']} clips ({args.size}, seed {args.seed}, generator {generator}) "
           f"in {root} [{time.time() - t0:.1f} s; written this run: {m['last_run']['written']}]")
     return 0
