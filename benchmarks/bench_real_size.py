@@ -92,18 +92,37 @@ def build_store(root: Path, work: Path) -> dict:
     return dict(res, bytes=_du(root / ".minasd_store"))
 
 
-def pipeline_rate(root: Path, batch: int, n_batches: int, seed: int = 0) -> float:
-    """Host-side crops per second: store crops of random items and starts -> normalised float32 tensor."""
+def set_page_cache(path: str, state: str) -> None:
+    """``"cold"``: ask the kernel to drop the file's cached pages (``posix_fadvise`` DONTNEED: only
+    pages no process has mapped); ``"warm"``: read the whole file once, so its pages are cached."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if state == "cold":
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        else:
+            while os.read(fd, 1 << 24):
+                pass
+    finally:
+        os.close(fd)
+
+
+def pipeline_rate(root: Path, batch: int, n_batches: int, cache: str, seed: int = 0) -> float:
+    """Host-side crops per second: store crops of random items and starts -> normalised float32 tensor.
+
+    ``cache`` is the store file's page-cache state at the start (:func:`set_page_cache`): "cold"
+    reads every crop from the disk (a store larger than the memory left for the page cache, as
+    on a 12.7 GB Colab runtime with a 12.5 GiB store, is mostly cold), "warm" from memory.
+    """
     import torch
 
     from minasd.store import open_store
 
     torch.set_num_threads(1)
     store = open_store(root, progress=False)
+    set_page_cache(store.waves.filename, cache)
     seg = 32_000
-    rng = np.random.default_rng(seed)
-    n = len(store.paths)
-    clips = rng.integers(0, n, size=(n_batches, batch))
+    rng = np.random.default_rng([seed, batch, cache == "cold"])
+    clips = rng.integers(0, len(store.paths), size=(n_batches, batch))
     t0 = time.perf_counter()
     for b in range(n_batches):
         starts = rng.integers(0, store.lengths[clips[b]] - seg + 1)
@@ -175,12 +194,21 @@ def report(data: dict, store: dict, tr: dict, rates: dict, args) -> list[str]:
         "",
         "input pipeline (host side of a step, 1 thread, random items of the whole store)",
     ]
-    for b, r in rates.items():
-        ratio = f"; {r / cpu_rate:.1f}x this CPU's training step rate" if cpu_rate else ""
-        lines.append(f"  batch {b:>4}: {r:,.0f} crops/s{ratio}")
+    from minasd.profiles import colab_estimate
+
+    t4 = colab_estimate(1)["crops_per_s"]
+    for key, r in rates.items():
+        cache, b = key.split()
+        ratio = f"; {r / cpu_rate:.0f}x this CPU's training step rate" if cpu_rate else ""
+        lines.append(f"  page cache {cache}, batch {b:>4}: {r:>8,.0f} crops/s; {r / t4:.1f}x the T4 ESTIMATE{ratio}")
     if cpu_rate:
         lines.append(f"  reference, measured in this run: the CPU training step, {cpu_rate:.1f} crops/s "
-                     f"({crops_epoch} crops per epoch, median {np.median(tr['s_per_epoch']):.0f} s per epoch)")
+                     f"({crops_epoch} crops per epoch, median {np.median(tr['s_per_epoch']):.0f} s per epoch; "
+                     "timed while other jobs shared the 2 cores: see the load average above)")
+    lines.append(f"  the T4 ESTIMATE (not measured; minasd.profiles.colab_estimate): {t4:,.0f} crops/s of EfficientNet-B0 "
+                 "training with mixed precision")
+    lines.append("  cold: the store's pages dropped from the page cache first (posix_fadvise), so every crop is read "
+                 "from this machine's disk (not Colab's); warm: the whole store read once first")
     return lines
 
 
@@ -200,7 +228,8 @@ def main(argv=None) -> int:
     store = _step(work, "store", lambda: build_store(root, work))
     tr = _step(work, f"train_{args.profile}_e{args.epochs}",
                lambda: run_training(root, work, args.machine_type, args.profile, args.epochs))
-    rates = {b: pipeline_rate(root, b, args.batches) for b in (32, 128)}
+    rates = {f"{cache} {b}": pipeline_rate(root, b, args.batches, cache) for cache in ("cold", "warm")
+             for b in (32, 128)}
     lines = header("minasd: memory, disk and input pipeline of a one-type run at the real data's size",
                    " ".join(["bench_real_size.py"] + (argv if argv is not None else sys.argv[1:]))) + [""]
     lines += report(data, store, tr, rates, args)

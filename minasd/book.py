@@ -498,3 +498,133 @@ def kept_note(runs: Mapping[int, dict]) -> str:
     return (f"{len(kept)} type records (seed, type) kept the method's variants from an earlier run (finished "
             f"{', '.join(when)}) and computed only the comparison systems: the method's seconds are those of "
             f"that run.")
+
+
+def real_size_figures(path: str | Path):
+    """Chapter 11's measured resources of a one-type run at the real data's size, and the T4 estimate.
+
+    Reads the JSON that ``benchmarks/bench_real_size.py`` writes beside its report; returns a
+    table (what, figure, how it was obtained): disk, host memory, the input pipeline, and the
+    GPU time per epoch and per type of :func:`minasd.profiles.colab_estimate` (labelled an
+    estimate).  Raises FileNotFoundError naming the file when it is missing.
+    """
+    import json
+
+    import pandas as pd
+
+    from .profiles import colab_estimate, get_profile
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run benchmarks/bench_real_size.py (its --out names the report)")
+    fig = json.loads(path.read_text(encoding="utf-8"))
+    data, store, tr = fig["data"], fig["store"], fig["training"]
+    gib = 1024 ** 3
+    n_files = data["target_train"] + data["target_test"] + data["negatives"]
+    wav_bytes = n_files * (160_000 * 2 + 44)
+    measured = "measured (synthetic, 2-core CPU)"
+    rows = [
+        ("WAV files of the data root", f"{wav_bytes / gib:.1f} GiB", f"{n_files:,} clips x 320,044 bytes (computed)"),
+        ("waveform store", f"{store['bytes'] / gib:.1f} GiB", f"{measured}; built in {store['wall_s']:.0f} s"),
+        ("peak host memory, store build", f"{store['peak_anon_mib']:,} MiB", f"{measured}, anonymous memory"),
+        (f"peak host memory, minasd train ({tr['epochs']} epoch)", f"{tr['train']['peak_anon_mib']:,} MiB",
+         f"{measured}, anonymous memory ({tr['config'].get('backbone') or 'EfficientNet-B0'})"),
+        ("peak host memory, minasd evaluate", f"{tr['evaluate']['peak_anon_mib']:,} MiB",
+         f"{measured}, anonymous memory"),
+    ]
+    for key, r in fig["pipeline_crops_per_s"].items():
+        cache, batch = key.split()
+        how = ("the store's pages dropped first: every crop read from this machine's disk" if cache == "cold"
+               else "the whole store in the page cache")
+        rows.append((f"input pipeline, batch {batch}, page cache {cache}", f"{float(r):,.0f} crops/s",
+                     f"{measured}, 1 thread, host side of a step; {how}"))
+    epochs = get_profile("colab").epochs
+    est = colab_estimate(epochs)
+    rows += [
+        ("T4 training rate, EfficientNet-B0 on our crops", f"{est['crops_per_s']:,.0f} crops/s",
+         "ESTIMATE from published V100 and T4 figures (minasd.profiles.COLAB_FIT)"),
+        ("T4 time per epoch (one DCASE 2021 type)", f"{est['s_per_epoch']:.0f} s", "ESTIMATE, training steps only"),
+        (f"T4 time per type, profile colab ({epochs} epochs, 4 trainings)", f"{est['h_per_type']:.1f} h",
+         "ESTIMATE, training steps only"),
+    ]
+    return pd.DataFrame(rows, columns=["what", "figure", "how it was obtained"]).set_index("what")
+
+
+# --------------------------------------------------------------------------------------
+# one's own recordings (chapter 12): the clips and recordings of a type made by minasd prepare
+# --------------------------------------------------------------------------------------
+
+def prepared_labels(manifest: Mapping):
+    """One row per clip of the type that a ``minasd prepare`` manifest (``minasd_prepare.json``) describes.
+
+    Columns: those of a labels table of :mod:`minasd.studies.analysis` (``relpath, machine,
+    section, label, anomaly_kind, severity_class, severity``), then ``recording`` (the source
+    file below the input folder) and ``class`` (its class folder).  An anomalous clip's kind is
+    its recording's class folder; prepare records no severity, so each anomalous clip gets
+    severity class ``"anomaly"`` and severity 1 (required by the analysis, used by none of
+    the AUCs).  Book: chapter 12.
+
+    >>> m = {"machine_type": "uav", "recordings": [{"source": "b/1.wav", "class": "b", "label": 1,
+    ...      "section": 3, "clips": ["eval_data/uav/source_test/section_03_source_test_0000.wav"]}]}
+    >>> prepared_labels(m)[["section", "anomaly_kind", "recording"]].to_numpy().tolist()
+    [[3, 'b', 'b/1.wav']]
+    """
+    import numpy as np
+    import pandas as pd
+
+    rows = [{"relpath": clip, "machine": manifest["machine_type"], "section": int(r["section"]),
+             "label": int(r["label"]), "anomaly_kind": r["class"] if r["label"] else None,
+             "severity_class": "anomaly" if r["label"] else None, "severity": 1.0 if r["label"] else np.nan,
+             "recording": r["source"], "class": r["class"]}
+            for r in manifest["recordings"] for clip in r["clips"]]
+    cols = ["relpath", "machine", "section", "label", "anomaly_kind", "severity_class", "severity", "recording",
+            "class"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def recording_credit(scores, labels, variant: str, sections: Sequence[int] | None = None):
+    """How well one variant ranks each test recording: the share of its clip pairs ranked right.
+
+    Pairs are formed within a section and seed, as the AUC forms them: an anomalous clip with
+    each normal clip (right: the anomalous one scores higher), a normal clip with each anomalous
+    clip (the same pairs seen from the other side); a tie counts half.  Pooled over a recording's
+    clips and the seeds, so over all anomalous recordings of a section and seed it is that
+    section's AUC.
+
+    Args:
+        scores: per-clip scores (``OUT/seed<k>/scores``: machine, section, clip, label, variant,
+            seed, score), clips named by file name.
+        labels: :func:`prepared_labels` of the same type.
+        variant: the variant ranked.
+        sections: sections kept (default 03-05).
+
+    Returns:
+        One row per recording: ``section, recording, class, clips`` (distinct clips) and
+        ``ranked_right`` (a fraction), worst first.  Book: chapter 12.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .config import EVAL_SECTIONS
+
+    keep = [int(s) for s in (EVAL_SECTIONS if sections is None else sections)]
+    lab = labels.assign(clip=labels["relpath"].str.rsplit("/", n=1).str[-1])[["section", "clip", "recording", "class"]]
+    df = scores[(scores["variant"] == variant) & scores["section"].isin(keep)]
+    df = df.merge(lab, on=["section", "clip"], how="left", validate="many_to_one")
+    if df["recording"].isna().any():
+        raise ValueError(f"{int(df['recording'].isna().sum())} scored clips are not in the labels (another data set?)")
+    parts = []
+    for _, part in df.groupby(["seed", "section"]):
+        y, s = part["label"].to_numpy(), part["score"].to_numpy()
+        normal, anom = np.sort(s[y == 0]), np.sort(s[y == 1])
+        n_lo, n_hi = np.searchsorted(normal, s, "left"), np.searchsorted(normal, s, "right")
+        a_lo, a_hi = np.searchsorted(anom, s, "left"), np.searchsorted(anom, s, "right")
+        wins = np.where(y == 1, n_lo + 0.5 * (n_hi - n_lo), anom.size - a_hi + 0.5 * (a_hi - a_lo))
+        parts.append(part.assign(wins=wins, pairs=np.where(y == 1, normal.size, anom.size)))
+    cols = ["section", "recording", "class", "clips", "ranked_right"]
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    g = pd.concat(parts).groupby(["section", "recording", "class"]).agg(
+        clips=("clip", "nunique"), wins=("wins", "sum"), pairs=("pairs", "sum")).reset_index()
+    g["ranked_right"] = g["wins"] / g["pairs"]
+    return g[cols].sort_values(["ranked_right", "section", "recording"], ignore_index=True)

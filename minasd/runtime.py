@@ -10,7 +10,10 @@ difference is a *value* in :class:`RuntimeSettings`, chosen by
   AVX-512 and AMX, batch 32, input 1x224x126, median of 4 steps after warm-up):
   efficientnet_b0 2.19 s -> 1.45 s, mobilenetv3_small_050 0.275 s -> 0.196 s,
   resnet18 1.48 s -> 1.34 s.
-* autocast dtype: bf16 on CUDA.  On CPU bf16 autocast pays only for encoders made
+* autocast dtype: on CUDA bf16 where the GPU computes it natively (compute
+  capability 8.0 and newer: A100, L4, H100, ...) and float16 with a gradient
+  scaler on older GPUs (a T4, Colab's free GPU, is 7.5: bf16 there is emulated and
+  has no tensor cores; :func:`cuda_autocast_dtype`).  On CPU bf16 autocast pays only for encoders made
   of dense convolutions (AMX) and hurts depthwise ones, so it is looked up per
   encoder in :data:`CPU_BF16` (measured figures there) and used only when the CPU
   has native bf16 instructions; an encoder not in the table runs in float32 (the
@@ -125,6 +128,11 @@ class RuntimeSettings:
         return torch.autocast(device_type=self.torch_device.type, dtype=dtype,
                               enabled=self.autocast_dtype is not None)
 
+    def grad_scaler(self) -> "torch.amp.GradScaler":
+        """The loss scaler of the training step: active for float16 autocast only (its small
+        exponent range needs it), a pass-through otherwise, so every device runs the same lines."""
+        return torch.amp.GradScaler(self.torch_device.type, enabled=self.autocast_dtype == "float16")
+
     def to_device(self, array: np.ndarray) -> torch.Tensor:
         """A host array -> a tensor on the device (no host-device synchronisation on CUDA)."""
         t = torch.from_numpy(np.ascontiguousarray(array))
@@ -142,6 +150,16 @@ class RuntimeSettings:
         """Wait for the device's queued work (for timing); a no-op on CPU."""
         if self.torch_device.type == "cuda":
             torch.cuda.synchronize(self.torch_device)
+
+
+def cuda_autocast_dtype(capability: tuple[int, int]) -> str:
+    """The autocast dtype of a CUDA GPU of this compute capability: bf16 from 8.0 on (native
+    bf16 tensor cores), float16 before (e.g. the T4 of a free Colab session, 7.5).
+
+    >>> cuda_autocast_dtype((7, 5)), cuda_autocast_dtype((8, 0)), cuda_autocast_dtype((9, 0))
+    ('float16', 'bfloat16', 'bfloat16')
+    """
+    return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
 
 
 def runtime_settings(device: str | torch.device, backbone: str | None, compile: bool = False) -> RuntimeSettings:
@@ -164,7 +182,8 @@ def runtime_settings(device: str | torch.device, backbone: str | None, compile: 
         dev = torch.device("cuda", torch.cuda.current_device())
     name = backbone or DEFAULT_BACKBONE
     if dev.type == "cuda":
-        return RuntimeSettings(str(dev), "channels_last", "bfloat16", bool(compile), pin_memory=True)
+        dtype = cuda_autocast_dtype(torch.cuda.get_device_capability(dev))
+        return RuntimeSettings(str(dev), "channels_last", dtype, bool(compile), pin_memory=True)
     if dev.type == "cpu":
         bf16 = CPU_BF16.get(name, False) and cpu_has_bf16()
         return RuntimeSettings("cpu", "channels_last", "bfloat16" if bf16 else None, bool(compile))

@@ -390,7 +390,7 @@ def evaluate(model: torch.nn.Module, pipe: CropPipeline, items: np.ndarray, star
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, pipe: CropPipeline,
                idx: np.ndarray, starts: np.ndarray, generator: torch.Generator | None, n_sections: int, lam: float,
-               use_mixup: bool, use_machine_loss: bool) -> LossParts:
+               use_mixup: bool, use_machine_loss: bool, scaler: "torch.amp.GradScaler | None" = None) -> LossParts:
     """One whole training step: crops, log-mel, Mixup, loss, optimiser (Book: chapter 4).
 
     Device, memory format and precision are those of ``pipe.runtime``.
@@ -399,6 +399,8 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
         idx: (B,) int64 item indices (from the sampler), host array.
         starts: (B,) int64 crop starts (:meth:`CropPipeline.random_starts`), host array.
         generator: torch generator on the device, for the Mixup draws.
+        scaler: the run's loss scaler (:meth:`minasd.runtime.RuntimeSettings.grad_scaler`:
+            active for float16 autocast, a pass-through otherwise); None: a pass-through.
 
     Returns:
         the batch's :class:`LossParts` (tensors on the device; no host synchronisation).
@@ -412,9 +414,11 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedul
         _, ml, pl = model(rt.model_input(batch.x))
     parts = two_bce_loss(ml.float(), pl.float(), batch.t, batch.product_target, lam=lam,
                          has_target=batch.has_target, use_machine_loss=use_machine_loss)
+    scaler = scaler if scaler is not None else torch.amp.GradScaler(rt.torch_device.type, enabled=False)
     optimizer.zero_grad(set_to_none=True)
-    parts.total.backward()
-    optimizer.step()
+    scaler.scale(parts.total).backward()
+    scaler.step(optimizer)  # skipped (and the scale lowered) when a float16 gradient overflowed
+    scaler.update()
     if scheduler is not None:
         scheduler.step()
     return parts
@@ -461,6 +465,7 @@ class Fit:
     val_items: np.ndarray  # (V,) int64, the fixed validation crops: item ...
     val_starts: np.ndarray  # (V,) int64 ... and start sample
     n_sections: int  # K
+    scaler: Any = None  # the loss scaler (:meth:`RuntimeSettings.grad_scaler`); not checkpointed: it recalibrates
 
 
 def build_fit(cfg: TrainConfig, td: TrainData, stats, n_sections: int, device: torch.device) -> Fit:
@@ -483,7 +488,8 @@ def build_fit(cfg: TrainConfig, td: TrainData, stats, n_sections: int, device: t
     pipe = CropPipeline(td, stats.mean, stats.std, seg_len, rt)
     v_items, v_starts = validation_starts(td.lengths[td.n_train:], seg_len, cfg.val_crops_per_clip)
     return Fit(hp=hp, plain=plain, model=model, optimizer=optimizer, scheduler=scheduler, sampler=sampler, rt=rt,
-               pipe=pipe, val_items=v_items + td.n_train, val_starts=v_starts, n_sections=n_sections)
+               pipe=pipe, val_items=v_items + td.n_train, val_starts=v_starts, n_sections=n_sections,
+               scaler=rt.grad_scaler())
 
 
 def run_epoch(cfg: TrainConfig, fit: Fit, epoch: int, bar=None) -> dict:
@@ -508,7 +514,7 @@ def run_epoch(cfg: TrainConfig, fit: Fit, epoch: int, bar=None) -> dict:
     for idx in batches:
         starts = pipe.random_starts(idx, crop_rng)
         parts = train_step(fit.model, fit.optimizer, fit.scheduler, pipe, idx, starts, gen, fit.n_sections, hp.lam,
-                           cfg.mixup, cfg.machine_loss)
+                           cfg.mixup, cfg.machine_loss, scaler=fit.scaler)
         sums += torch.stack([parts.total.detach(), parts.machine.detach(), parts.product.detach()]).double()
         n_crops += idx.shape[0]
         if bar is not None:

@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -319,8 +320,10 @@ def test_runtime_settings_are_chosen_in_one_table(monkeypatch):
     import minasd.runtime as rt_mod
     from minasd.runtime import runtime_settings
 
-    cuda = runtime_settings("cuda:0", "mobilenetv3_small_050")
-    assert (cuda.memory_format, cuda.autocast_dtype, cuda.pin_memory) == ("channels_last", "bfloat16", True)
+    for capability, dtype in (((8, 0), "bfloat16"), ((7, 5), "float16")):  # A100 and newer; a T4 (Colab)
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda dev=None, c=capability: c)
+        cuda = runtime_settings("cuda:0", "mobilenetv3_small_050")
+        assert (cuda.memory_format, cuda.autocast_dtype, cuda.pin_memory) == ("channels_last", dtype, True)
     for has_bf16 in (True, False):
         monkeypatch.setattr(rt_mod, "cpu_has_bf16", lambda: has_bf16)
         cpu = {b: runtime_settings("cpu", b) for b in ("resnet18", "efficientnet_b0", "mobilenetv3_small_050",
@@ -329,6 +332,29 @@ def test_runtime_settings_are_chosen_in_one_table(monkeypatch):
         assert cpu["resnet18"].autocast_dtype == ("bfloat16" if has_bf16 else None)  # dense: bf16 pays
         assert {cpu[b].autocast_dtype for b in cpu if b != "resnet18"} == {None}  # depthwise or unmeasured
     assert runtime_settings("cpu", None) == runtime_settings("cpu", "efficientnet_b0")
+
+
+def test_float16_autocast_trains_through_the_loss_scaler(data_root, tmp_path):
+    """The float16 path of an older GPU (a T4) runs the very lines of the CPU path, with the scaler active."""
+    import dataclasses
+
+    from minasd.train import build_data, build_fit, train_step
+
+    cfg = _cfg(data_root, tmp_path / "run")
+    td, sel, stats = build_data(cfg)
+    fit = build_fit(cfg, td, stats, len(sel["sections"]), torch.device("cpu"))
+    rt16 = dataclasses.replace(fit.rt, autocast_dtype="float16")
+    fit.pipe.runtime = rt16
+    scaler = rt16.grad_scaler()
+    assert scaler.is_enabled() and not fit.rt.grad_scaler().is_enabled()
+    before = [p.detach().clone() for p in fit.plain.parameters()]
+    idx = next(iter(fit.sampler.epoch_batches()))
+    starts = fit.pipe.random_starts(idx, np.random.default_rng(0))
+    parts = train_step(fit.model, fit.optimizer, None, fit.pipe, idx, starts, None, fit.n_sections, 1.0,
+                       True, True, scaler=scaler)
+    assert torch.isfinite(parts.total) and scaler.get_scale() > 0
+    changed = any(not torch.equal(a, b) for a, b in zip(before, fit.plain.parameters()))
+    assert changed or scaler.get_scale() < 65536.0  # a step was taken, or skipped on overflow and the scale lowered
 
 
 def test_run_json_records_the_runtime_settings(resumed_run):
