@@ -3,7 +3,7 @@
 **Synthetic data — not DCASE.**  Calibration moves the generator's knobs until two systems that
 are *not* the proposed method score on the synthetic sections 00-02 about what they score on the
 real DCASE data; it never computes the proposed method's scores (this module imports only
-``synth``, ``data``, ``dcase_ae``, ``twfr``, ``metrics``, ``config`` and ``io_utils``, and the
+``synth``, ``data``, ``dcase_ae``, ``twfr``, ``metrics``, ``config``, ``io_utils`` and ``provenance``, and the
 job runner of :mod:`minasd.studies.jobs` when jobs run; ``tests/test_calibrate.py`` checks that
 importing it loads no module of the method).  Matching these numbers says the factory reproduces
 two published numbers per type, not that it is real data.
@@ -36,7 +36,8 @@ Stages (``minasd calibrate STAGE``), each a list of jobs:
 
 A job is one (stage, type, data seed, training clips, named base size, generator version, hash of
 the generator's code, hash of the type's knobs, AE epochs); its result is one JSON under
-``<work>/jobs/`` written atomically, and a rerun skips it.  The code hash (ours, beyond the
+``<store>/jobs/`` (``--store``, by default ``--work``) written atomically, and a rerun skips it; the
+committed store ``benchmarks/results/calibration`` carries finished jobs from session to session.  The code hash (ours, beyond the
 design's key) makes an edit of ``synth*.py`` a new job and a new data set, so that no result of an
 older generator is reused under the same version number.  Data: one set per (generator, code,
 knobs, type, seed, base size) under ``<work>/data/``, sections 00-02 only where the generator
@@ -53,7 +54,6 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import inspect
 import io
 import json
 import math
@@ -74,6 +74,7 @@ from .data import parse_filename, protocol_frame
 from .dcase_ae import AEConfig, run_ae
 from .io_utils import atomic_write_json, atomic_write_text, folder_lock, sha256_file
 from .metrics import HMEAN_LABEL, hmean_or_none, section_table
+from .provenance import generator_fingerprint
 from .twfr import SETTINGS, TWFRConfig, clip_pooled, component_log_density, evaluate_pooled, fit_section
 
 #: DCASE 2021 Task 2 official autoencoder, source domain, harmonic mean of AUC (%) over the real
@@ -99,7 +100,6 @@ SIGMA_BRACKET: tuple[float, float] = (0.2, 3.0)
 SEARCH_STEPS = 4
 SIGMA_KEYS: tuple[str, ...] = ("sigma", "sigma_t")  # the per-type fault scale in the knobs file
 CODE_FILES: tuple[str, ...] = ("synth.py", "synth_machines.py", "synth_scenes.py")
-GENERATOR_FILES: tuple[str, ...] = CODE_FILES + ("synth_knobs.json",)
 PACKAGE_DIR = Path(synth.__file__).resolve().parent
 KNOBS_FILE = PACKAGE_DIR / "synth_knobs.json"
 REPORT_FILE = Path("benchmarks/results/factory_calibration.json")
@@ -113,19 +113,6 @@ SEARCH_LOG_NAME = "search_log.json"
 # --------------------------------------------------------------------------------------
 # generator identity and knobs
 # --------------------------------------------------------------------------------------
-
-
-def generator_fingerprint(folder: str | Path = PACKAGE_DIR, names: Sequence[str] = GENERATOR_FILES) -> dict:
-    """SHA-256 of each generator file that exists in ``folder`` and one over all of them.
-
-    Returns:
-        ``{"files": {name: hex}, "sha256": hex}``; the combined hash is the SHA-256 of the lines
-        ``"<name> <hex>\\n"`` in the order of ``names``.
-    """
-    folder = Path(folder)
-    files = {n: sha256_file(folder / n) for n in names if (folder / n).is_file()}
-    combined = hashlib.sha256("".join(f"{n} {h}\n" for n, h in files.items()).encode()).hexdigest()
-    return {"files": files, "sha256": combined}
 
 
 @lru_cache(maxsize=1)
@@ -272,8 +259,9 @@ class Job:
         return (f"{self.stage}_{self.machine}_s{self.seed}_n{self.n_train}_{self.data_size}_g{self.generator}"
                 f"_c{self.code}_k{self.knob_hash}_e{self.epochs}")
 
-    def path(self, work: str | Path) -> Path:
-        return Path(work) / "jobs" / f"{self.key}.json"
+    def path(self, store: str | Path) -> Path:
+        """The job's result under ``store`` (``--store``; by default the work folder)."""
+        return Path(store) / "jobs" / f"{self.key}.json"
 
     def base_root(self, work: str | Path) -> Path:
         return (Path(work) / "data" / f"g{self.generator}_c{self.code}" / self.machine / f"k{self.knob_hash}"
@@ -287,17 +275,10 @@ class Job:
 
 
 def _make_set(job: Job, root: Path, workers: int | None) -> None:
-    """Write the base set of ``job`` (sections 00-02 where the generator takes ``sections``)."""
-    params = inspect.signature(synth.make_dataset).parameters
-    kwargs = {}
-    if "generator" in params:
-        kwargs = {"generator": job.generator, "sections": DEV_SECTIONS,
-                  "knobs": None if job.knobs is None else json.loads(job.knobs)}
-    elif job.generator != synth.GENERATOR_VERSION or job.knobs is not None:
-        raise ValueError(f"generator {job.generator} with knobs needs synth.make_dataset(..., generator=, sections=, "
-                         f"knobs=); this synth.py writes generator {synth.GENERATOR_VERSION} only")
+    """Write the base set of ``job``: sections 00-02 of one type."""
     synth.make_dataset(root, size=job.data_size, seed=job.seed, machine_types=[job.machine], workers=workers,
-                       progress=False, **kwargs)
+                       progress=False, generator=job.generator, sections=DEV_SECTIONS,
+                       knobs=None if job.knobs is None else json.loads(job.knobs))
 
 
 def make_view(base: str | Path, view: str | Path, n_train: int) -> Path:
@@ -472,13 +453,15 @@ def measure(root: str | Path, machine: str, seed: int, epochs: int = 100, device
     return {**out, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
 
 
-def run_job(job: Job, work: str | Path, workers: int | None = None, drop_data: bool = False) -> dict:
-    """Measure ``job`` and write its JSON (atomically); a finished job is read back, not rerun.
+def run_job(job: Job, work: str | Path, workers: int | None = None, drop_data: bool = False,
+            store: str | Path | None = None) -> dict:
+    """Measure ``job`` and write its JSON (atomically) under ``store`` (default ``work``); a finished job
+    is read back, not rerun.
 
     ``drop_data``: remove the job's base set and its views once the JSON is written (the search's
     trial sets: one per trial value, never measured again; about 250 MB each at the protocol size).
     """
-    path = job.path(work)
+    path = job.path(work if store is None else store)
     if path.is_file():
         return json.loads(path.read_text(encoding="utf-8"))
     t0 = time.perf_counter()
@@ -510,6 +493,7 @@ class CalibConfig:
     """Options of ``minasd calibrate`` (see :func:`add_calibrate_arguments`)."""
 
     work: Path = Path("out/calib")
+    store: Path | None = None  # folder of job results and stage summaries; None: ``work``
     machine_types: tuple[str, ...] = MACHINE_TYPES
     seeds: tuple[int, ...] | None = None  # None: the stage's default (STAGE_SEEDS)
     sizes: tuple[int, ...] = SIZES_DEFAULT
@@ -523,6 +507,15 @@ class CalibConfig:
     report: Path = REPORT_FILE
     data_size: str | None = None  # named base size (None: base_size(n)); tests use "tiny"
     workers: int | None = None  # data-generation processes when jobs run one at a time
+
+
+def store_of(cfg: CalibConfig) -> Path:
+    """Where ``cfg``'s job results, saturation summary and search log live: ``--store``, else ``--work``.
+
+    Data and logs stay under ``--work``.  A store inside the repository (the committed
+    ``benchmarks/results/calibration``) carries finished jobs from one session, or machine, to the next.
+    """
+    return Path(cfg.store if cfg.store is not None else cfg.work)
 
 
 def run_tasks(cfg: CalibConfig, tasks: Mapping[str, tuple[Callable, tuple]]) -> dict:
@@ -546,14 +539,15 @@ def run_tasks(cfg: CalibConfig, tasks: Mapping[str, tuple[Callable, tuple]]) -> 
 
 def run_jobs(cfg: CalibConfig, jobs: Sequence[Job]) -> dict[str, dict]:
     """Every job's result by key: finished ones read back, the others run (:func:`run_tasks`)."""
-    work = Path(cfg.work)
+    work, store = Path(cfg.work), store_of(cfg)
     unique = {j.key: j for j in jobs}
-    done = {k: json.loads(j.path(work).read_text(encoding="utf-8")) for k, j in unique.items()
-            if j.path(work).is_file()}
+    done = {k: json.loads(j.path(store).read_text(encoding="utf-8")) for k, j in unique.items()
+            if j.path(store).is_file()}
     todo = {k: j for k, j in unique.items() if k not in done}
     print(f"calibrate: {len(unique)} job(s), {len(done)} finished before, {len(todo)} to run", flush=True)
     workers = _gen_workers(cfg, len(todo))
-    return {**done, **run_tasks(cfg, {k: (run_job, (j, str(work), workers)) for k, j in todo.items()})}
+    return {**done, **run_tasks(cfg, {k: (run_job, (j, str(work), workers, False, str(store)))
+                                  for k, j in todo.items()})}
 
 
 def _gen_workers(cfg: CalibConfig, n_tasks: int) -> int | None:
@@ -673,11 +667,11 @@ def run_saturation(cfg: CalibConfig) -> dict:
                          for m, by_n in curve.items()},
                **point, "offsets": offsets_at(curve, point["n_star"], sizes[0]), "n_small": sizes[0],
                "synthetic": True, "note": synth.SYNTH_NOTE}
-    atomic_write_json(Path(cfg.work) / SATURATION_NAME, summary)
+    atomic_write_json(store_of(cfg) / SATURATION_NAME, summary)
     for m, by_n in curve.items():
         print(f"{m:9s} " + "  ".join(f"n={n}: " + "/".join(f"{v:.1f}" for v in by_n[n].values()) for n in sorted(by_n)))
     print(f"n* = {point['n_star']} ({'saturated' if point['saturated'] else 'the AE had not stopped rising'}); "
-          f"written {Path(cfg.work) / SATURATION_NAME}")
+          f"written {store_of(cfg) / SATURATION_NAME}")
     return summary
 
 
@@ -696,7 +690,7 @@ def _n_star(cfg: CalibConfig, sat: dict | None) -> int:
     if cfg.size:
         return int(cfg.size)
     if sat is None:
-        raise ValueError(f"no {Path(cfg.work) / SATURATION_NAME}: run `minasd calibrate saturation` first "
+        raise ValueError(f"no {store_of(cfg) / SATURATION_NAME}: run `minasd calibrate saturation` first "
                          "or give --size")
     return int(sat["n_star"])
 
@@ -737,11 +731,11 @@ def search_type(cfg: CalibConfig, machine: str, knobs: dict, goal: float, n_smal
 
     def auc_at(sigma: float) -> float:
         return run_job(_job(cfg, "search", machine, seed, n_small, with_sigma(knobs, machine, sigma)), cfg.work,
-                       workers, drop_data=True)["ae"]["hmean_auc"]
+                       workers, drop_data=True, store=store_of(cfg))["ae"]["hmean_auc"]
 
     found = bisect_sigma(auc_at, goal)
     at = run_job(_job(cfg, "search", machine, seed, n_star, with_sigma(knobs, machine, found["sigma"])), cfg.work,
-                 workers)
+                 workers, store=store_of(cfg))
     return {**found, "machine": machine, "goal": goal, "seed": seed, "n_small": n_small, "n_star": n_star,
             "sigma_before": sigma_of(knobs, machine), "at_n_star": {"ae": at["ae"]["hmean_auc"],
                                                                     "max_minus_mean": at["gmm"]["max_minus_mean"]}}
@@ -753,7 +747,7 @@ def run_search(cfg: CalibConfig) -> dict:
     if knobs is None:
         raise ValueError(f"the search moves knobs: generator {cfg.generator} with knobs file {cfg.knobs} "
                          "(generator 2.0 or later and an existing file) is needed")
-    sat = read_saturation(cfg.work)
+    sat = read_saturation(store_of(cfg))
     n_star = _n_star(cfg, sat)
     n_small = min(cfg.sizes)
     offsets = offsets_at(sat["curve"], n_star, n_small) if sat else {}
@@ -769,7 +763,7 @@ def run_search(cfg: CalibConfig) -> dict:
     for m, r in found.items():
         chosen = with_sigma(chosen, m, r["sigma"])
     atomic_write_json(cfg.knobs_out, chosen)
-    log_path = Path(cfg.work) / SEARCH_LOG_NAME
+    log_path = store_of(cfg) / SEARCH_LOG_NAME
     log = json.loads(log_path.read_text(encoding="utf-8")) if log_path.is_file() else {"types": {}}
     log["types"].update({m: {**r, "knobs_before": type_knobs(knobs, m)["type"],
                              "knobs_after": type_knobs(chosen, m)["type"]} for m, r in found.items()})
@@ -932,6 +926,8 @@ def rerun_command(cfg: CalibConfig, n_star: int, seeds: Sequence[int]) -> str:
     """The command that remeasures the report (defaults left out)."""
     parts = ["minasd calibrate check", f"--work {_shown(cfg.work)}", f"--size {n_star}",
              f"--seeds {' '.join(map(str, seeds))}"]
+    if cfg.store is not None:
+        parts.append(f"--store {_shown(cfg.store)}")
     if tuple(cfg.machine_types) != MACHINE_TYPES:
         parts.append("--machine-types " + " ".join(cfg.machine_types))
     if cfg.ae_epochs != 100:
@@ -950,7 +946,7 @@ def finished_baseline(cfg: CalibConfig) -> list[dict]:
     want = {(j.machine, j.n_train, j.data_size, j.generator, j.code, j.epochs)
             for j in baseline_jobs(replace(cfg, seeds=None))}
     out = []
-    for f in sorted((Path(cfg.work) / "jobs").glob("baseline_*.json")):
+    for f in sorted((store_of(cfg) / "jobs").glob("baseline_*.json")):
         r = json.loads(f.read_text(encoding="utf-8"))
         j = r["job"]
         if (j["machine"], j["n_train"], j["data_size"], j["generator"], j["code"], j["epochs"]) in want:
@@ -960,12 +956,12 @@ def finished_baseline(cfg: CalibConfig) -> list[dict]:
 
 def run_check(cfg: CalibConfig) -> dict:
     """Stage ``check``: every type and seed at n*; writes the report (``cfg.report`` and its ``.md``)."""
-    sat = read_saturation(cfg.work)
+    sat = read_saturation(store_of(cfg))
     n_star, seeds = _n_star(cfg, sat), _seeds(cfg, "check")
     knobs = read_knobs(cfg.knobs, cfg.generator)
     check = run_jobs(cfg, [_job(cfg, "check", m, s, n_star, knobs) for s in seeds for m in cfg.machine_types])
     before = finished_baseline(cfg)
-    log_path = Path(cfg.work) / SEARCH_LOG_NAME
+    log_path = store_of(cfg) / SEARCH_LOG_NAME
     log = json.loads(log_path.read_text(encoding="utf-8")) if log_path.is_file() else None
     sat_note = "not measured" if sat is None else ("given by --size" if cfg.size and cfg.size != sat["n_star"] else
                                                    "saturated" if sat["saturated"] else "the AE had not stopped rising")
@@ -1002,7 +998,11 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
     """Arguments of ``minasd calibrate``."""
     parser.add_argument("stage", choices=STAGES, help="baseline (generator 1.2), saturation (AE over training "
                         "sizes, n*), search (fault scale per type, writes the knobs), check (report)")
-    parser.add_argument("--work", default="out/calib", help="folder of jobs, data and logs (default: out/calib)")
+    parser.add_argument("--work", default="out/calib", help="folder of data and logs, and of job results unless "
+                        "--store is given (default: out/calib)")
+    parser.add_argument("--store", default=None, help="folder of job results, saturation.json and search_log.json "
+                        "(default: --work); the committed benchmarks/results/calibration carries finished jobs "
+                        "between sessions")
     parser.add_argument("--machine-types", nargs="+", default=None, choices=list(MACHINE_TYPES), metavar="TYPE",
                         help="types (default: all seven)")
     parser.add_argument("--seeds", nargs="+", default=None, help="data seeds, e.g. 0,1,2 (default per stage: "
@@ -1030,7 +1030,8 @@ def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
 
 def run_calibrate(args: argparse.Namespace) -> int:
     """Run ``minasd calibrate STAGE`` from parsed arguments.  Returns 0."""
-    cfg = CalibConfig(work=Path(args.work), machine_types=tuple(args.machine_types or MACHINE_TYPES),
+    cfg = CalibConfig(work=Path(args.work), store=None if args.store is None else Path(args.store),
+                      machine_types=tuple(args.machine_types or MACHINE_TYPES),
                       seeds=_ints(args.seeds), sizes=_ints(args.sizes) or SIZES_DEFAULT, size=args.size,
                       jobs=args.jobs, device=args.device, ae_epochs=args.ae_epochs, generator=args.generator,
                       knobs=Path(args.knobs), knobs_out=Path(args.knobs_out), report=Path(args.report),
@@ -1040,6 +1041,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 __all__ = ["TARGETS", "SIGN_TARGETS", "Job", "CalibConfig", "generator_fingerprint", "type_knobs", "knob_hash",
-           "with_sigma", "make_view", "ensure_data", "measure", "gmm_pair", "run_job", "run_jobs",
+           "with_sigma", "make_view", "ensure_data", "store_of", "measure", "gmm_pair", "run_job", "run_jobs",
            "saturation_point", "bisect_sigma", "build_report", "report_markdown", "run_baseline", "run_saturation",
            "run_search", "run_check", "add_calibrate_arguments", "run_calibrate"]

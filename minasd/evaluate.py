@@ -76,7 +76,7 @@ from .config import DEV_SECTIONS, EVAL_SECTIONS, FEATURES, N_SEGMENTS, SAMPLE_RA
 from .dcase_files import write_dcase_files
 from .io_utils import atomic_savez, atomic_write_json, atomic_write_text, git_commit, sha256_file
 from .metrics import hmean_or_none
-from .provenance import data_manifest
+from .provenance import data_manifest, require_calibrated
 from .runs import (DETECTOR_FILE, EVAL_DIR, EVAL_SCHEMA_VERSION, INLIER_DIR, RESULTS_FILE, check_run_dir, load_model,
                    resolve_device, run_paths)
 
@@ -387,6 +387,7 @@ def load_embeddings(run_dir: str | Path, data_root: str | Path | None = None, de
     root = Path(data_root if data_root is not None else meta["data_root"]).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist (pass --data to say where the data are)")
+    require_calibrated(root)  # no proposed-method scores on a factory still being calibrated (issue 23)
     machine = meta["machine_type"]
     norm = _target_norm(run_dir, machine)
     embed = _Embedder(model, norm, dev, root, run_paths(run_dir).cache,

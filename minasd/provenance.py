@@ -28,11 +28,13 @@ cheaply.  (``synth.find_manifest`` does the same lookup and could later call
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .download import download_manifest
+from .io_utils import sha256_file
 
 #: The finished synthetic set's manifest and an interrupted set's marker (the names of :mod:`minasd.synth`).
 SYNTH_MANIFEST_NAME = "minasd_synth.json"
@@ -44,6 +46,14 @@ PREPARE_MANIFEST_NAME = "minasd_prepare.json"
 REAL_DCASE_NOTE = "real DCASE 2021 Task 2 data (downloaded from Zenodo and MD5-checked by minasd download)"
 #: ... and of a root of unknown origin (no synthetic manifest, no download manifest).
 UNKNOWN_DATA_NOTE = "DCASE layout, no minasd synth manifest (provenance unknown)"
+
+#: The synthetic generator's files (code, then knobs) in the package, in the order their fingerprint hashes them.
+GENERATOR_FILES: tuple[str, ...] = ("synth.py", "synth_machines.py", "synth_scenes.py", "synth_knobs.json")
+#: Generator versions made before the calibration rule of issue 23 (uncalibrated; labelled synthetic as any other).
+PRE_CALIBRATION_GENERATORS: tuple[str, ...] = ("1.0", "1.1", "1.2")
+#: The record of frozen generator versions, ``{version: {"sha256": fingerprint, "report": path}}``, written
+#: when a calibrated version is committed (``minasd calibrate``, docs/factory_v2_design.md section 3).
+FROZEN_FILE = Path(__file__).resolve().with_name("synth_frozen.json")
 
 #: The encoder of the paper; results of any other backbone are labelled as a stand-in.
 PAPER_BACKBONE = "efficientnet_b0"
@@ -267,3 +277,64 @@ def results_label(loaded: dict, machine: str | None = None) -> str:
     seeds = f"; seed {seed}" if seed is not None else ""
     device = prov.get("device_name") or prov.get("device")
     return f"{what}; {profile}{_epochs_words(prov, machine)}; {backbone}{seeds}; device {device}"
+
+
+# --------------------------------------------------------------------------------------
+# the calibration freeze
+# --------------------------------------------------------------------------------------
+
+
+def generator_fingerprint(folder: str | Path | None = None, names: Sequence[str] = GENERATOR_FILES) -> dict:
+    """SHA-256 of each generator file that exists in ``folder`` (default: the package) and one over all of them.
+
+    Returns:
+        ``{"files": {name: hex}, "sha256": hex}``; the combined hash is the SHA-256 of the lines
+        ``"<name> <hex>\\n"`` in the order of ``names``.
+    """
+    folder = FROZEN_FILE.parent if folder is None else Path(folder)
+    files = {n: sha256_file(folder / n) for n in names if (folder / n).is_file()}
+    combined = hashlib.sha256("".join(f"{n} {h}\n" for n, h in files.items()).encode()).hexdigest()
+    return {"files": files, "sha256": combined}
+
+
+def frozen_generators(path: str | Path = FROZEN_FILE) -> dict:
+    """The frozen generator versions (:data:`FROZEN_FILE`): ``{}`` while none is frozen."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        frozen = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable JSON record of frozen generators ({err})") from err
+    if not isinstance(frozen, dict) or not all(isinstance(v, dict) and "sha256" in v for v in frozen.values()):
+        raise ValueError(f"{path}: expected {{version: {{\"sha256\": ..., \"report\": ...}}}}")
+    return frozen
+
+
+def require_calibrated(root: str | Path, frozen_file: str | Path = FROZEN_FILE) -> None:
+    """Refuse the proposed method on a synthetic set whose generator is still being calibrated.
+
+    Issue 23: the factory is calibrated on methods other than ours and frozen (committed with its
+    report) *before* the proposed method sees it.  A set of a version made before that rule
+    (:data:`PRE_CALIBRATION_GENERATORS`), real data and prepared recordings pass; a newer version
+    passes only when :data:`FROZEN_FILE` holds it and the installed generator's files still have
+    the fingerprint frozen with it (an edit after the freeze is a new version and a new calibration).
+
+    Raises:
+        ValueError: naming the root's manifest, the version and what to do.
+    """
+    manifest = find_synth_manifest(root)
+    version = None if manifest is None else manifest.get("generator_version")
+    if manifest is None or version in PRE_CALIBRATION_GENERATORS:
+        return
+    entry = frozen_generators(frozen_file).get(str(version))
+    where = f"data root {Path(root)}: {manifest['manifest_path']} says generator {version}"
+    if entry is None:
+        raise ValueError(f"{where}: this generator version is not calibrated and frozen yet "
+                         f"({Path(frozen_file).name} does not list it); the proposed method never sees a factory "
+                         "before its calibration on other systems is committed (minasd calibrate; issue 23)")
+    now = generator_fingerprint(Path(frozen_file).parent)["sha256"]
+    if now != entry["sha256"]:
+        raise ValueError(f"{where}: the installed generator's files changed after version {version} was frozen "
+                         f"(sha256 {now[:12]} against {str(entry['sha256'])[:12]}); an edit is a new version "
+                         "and a new calibration")

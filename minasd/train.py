@@ -432,7 +432,9 @@ def build_data(cfg: TrainConfig) -> tuple[TrainData, dict, Any]:
     PCM clips) so that no clip is decoded twice.
     """
     from . import data as data_mod
+    from .provenance import require_calibrated
 
+    require_calibrated(cfg.data_root)  # no proposed-method run on a factory still being calibrated (issue 23)
     df = data_mod.index(cfg.data_root)
     sel = select_clips(df, cfg)
     store = open_store(cfg.data_root, df=df, workers=cfg.num_workers, progress=cfg.progress)

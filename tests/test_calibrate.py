@@ -9,6 +9,7 @@ import ast
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -60,6 +61,24 @@ def test_saturation_writes_one_job_file_per_size_and_a_rerun_skips_them(sat, mon
     again = cal.run_saturation(cfg)
     assert again["curve"] == summary["curve"]
     assert {n: j.path(cfg.work).stat().st_mtime_ns for n, j in jobs.items()} == stamps
+
+
+def test_a_store_carries_finished_jobs_to_a_fresh_work_folder(sat, tmp_path, monkeypatch):
+    """Job results copied into --store (as a commit carries them to the next session) are not run again,
+    and the stage's summary is written there, not under the new, empty --work."""
+    cfg, summary = sat
+    store, work = tmp_path / "store", tmp_path / "fresh_work"
+    shutil.copytree(Path(cfg.work) / "jobs", store / "jobs")
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a job found in the store was measured again")
+
+    monkeypatch.setattr(cal, "measure", boom)
+    again = cal.run_saturation(replace(cfg, work=work, store=store))
+    assert again["curve"] == summary["curve"]
+    assert (store / cal.SATURATION_NAME).is_file() and not (work / cal.SATURATION_NAME).exists()
+    assert not (work / "data").exists()  # no data made for a finished job
+    assert "--store" in cal.rerun_command(replace(cfg, store=store), 8, (0,))
 
 
 def test_a_view_is_an_exact_subset_that_index_reads(sat):
@@ -275,6 +294,7 @@ def test_calibrate_imports_nothing_of_the_method():
     for n in ast.walk(tree):
         if isinstance(n, ast.ImportFrom) and n.level:
             ours |= {f".{n.module}"} if n.module else {f".{a.name}" for a in n.names}
-    allowed = {".synth", ".config", ".data", ".dcase_ae", ".io_utils", ".metrics", ".twfr", ".studies.jobs"}
+    allowed = {".synth", ".config", ".data", ".dcase_ae", ".io_utils", ".metrics", ".provenance", ".twfr",
+                   ".studies.jobs"}
     assert ours <= allowed, ours - allowed
     assert not any(a.name.startswith("minasd") for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names)
