@@ -146,8 +146,9 @@ def _prepared_record(root: str | Path) -> dict | None:
     else:
         outliers = ""
     note = f"recordings of {source!r} as machine type {machine!r}, prepared by minasd prepare (not DCASE){outliers}"
+    dev = sorted(int(k) for k, v in (m.get("sections") or {}).items() if isinstance(v, dict) and v.get("part") == "dev")
     return {"kind": "prepared", "synthetic": False, "machine_type": machine, "input_name": source,
-            "outliers_synthetic": out.get("synthetic") if out else None, "note": note}
+            "outliers_synthetic": out.get("synthetic") if out else None, "dev_sections": dev, "note": note}
 
 
 def run_data_record(root: str | Path) -> dict:

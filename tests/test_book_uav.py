@@ -86,3 +86,20 @@ def test_recording_credit_refuses_scores_of_another_data_set():
     empty = recording_credit(_scores(), prepared_labels(_manifest()), "no_such_variant")
     assert empty.empty and list(empty.columns) == ["section", "recording", "class", "clips", "ranked_right"]
     assert np.isfinite(recording_credit(_scores(), prepared_labels(_manifest()), "proposed")["ranked_right"]).all()
+
+
+def test_the_uav_caption_names_the_development_section_it_has(tmp_path):
+    """The UAV root has one development section (00): no caption says the choices were made on 00-02."""
+    import json
+    from pathlib import Path
+
+    from minasd.provenance import data_manifest
+    from minasd.studies.summary_view import summary_label
+
+    repo = Path(__file__).resolve().parents[1]
+    prov = json.loads((repo / "results/uav/summary/provenance.json").read_text())
+    assert "00-02" not in summary_label(prov)  # committed record: no dev_sections, generic words
+    (tmp_path / "minasd_prepare.json").write_bytes((repo / "results/uav/data/minasd_prepare.json").read_bytes())
+    data = data_manifest(tmp_path)
+    assert data["dev_sections"] == [0]
+    assert "chosen on section 00)" in summary_label({**prov, "data": data})

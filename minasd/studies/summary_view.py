@@ -187,7 +187,21 @@ def summary_label(prov: Mapping, machine_types: Sequence[str] | None = None) -> 
     secs = "-".join(f"{s:02d}" for s in (EVAL_SECTIONS[0], EVAL_SECTIONS[-1]))
     types = f"; machine types {', '.join(machine_types)}" if machine_types else ""
     return (f"{what}. {run[0].upper()}{run[1:]}; training {seeds}. Test sections {secs} only (lambda and inlier "
-            f"model chosen on sections 00-02){types}.")
+            f"model chosen on {_dev_words(prov.get('data') or {})}){types}.")
+
+
+def _dev_words(data: Mapping) -> str:
+    """The sections the choices were made on: 00-02, or those of a root of one's own recordings.
+
+    >>> _dev_words({"kind": "prepared", "dev_sections": [0]}), _dev_words({"kind": "prepared"})
+    ('section 00', 'the development sections')
+    """
+    if data.get("kind") != "prepared":
+        return "sections 00-02"
+    dev = data.get("dev_sections")
+    if not dev:
+        return "the development sections"
+    return ("section " if len(dev) == 1 else "sections ") + ", ".join(f"{int(s):02d}" for s in dev)
 
 
 def class_table(summary: Mapping, value: str = "auc") -> pd.DataFrame | None:
