@@ -33,6 +33,8 @@ Stages (``minasd calibrate STAGE``), each a list of jobs:
 * ``search``: per type, :func:`bisect_sigma` at the smallest size for the target minus the type's
   saturation offset AUC(n*) - AUC(smallest), then one job at n*; writes the knobs file and a log;
 * ``check``: 3 seeds at n*, every type; writes the report (:func:`build_report`, :func:`report_markdown`).
+* ``freeze`` (not a stage of jobs): lists the report's version with its generator fingerprint in
+  ``minasd/synth_frozen.json`` (:func:`freeze`); until then train and evaluate refuse the version's sets.
 
 A job is one (stage, type, data seed, training clips, named base size, generator version, hash of
 the generator's code, hash of the type's knobs, AE epochs); its result is one JSON under
@@ -980,6 +982,50 @@ def run_check(cfg: CalibConfig) -> dict:
     return report
 
 
+def freeze(report_path: str | Path = REPORT_FILE, frozen_file: str | Path | None = None) -> dict:
+    """Freeze the generator version of a calibration report: add it to the frozen-versions record.
+
+    The last step before the proposed method may see the version (docs/factory_v2_design.md,
+    "Freeze"): the report must be of a version newer than 1.2 and carry the fingerprint of the
+    generator files installed now (so the frozen files are the calibrated ones).  A version already
+    frozen is never overwritten: an edit after a freeze is a new version.  A report whose targets
+    are not all met may be frozen (the issue allows saying which is not and why); it is recorded.
+
+    Returns:
+        the record's entry for the version.
+
+    Raises:
+        ValueError: naming the report or the record and the problem.
+    """
+    from .provenance import FROZEN_FILE, PRE_CALIBRATION_GENERATORS, frozen_generators
+
+    report_path, frozen_file = Path(report_path), Path(frozen_file or FROZEN_FILE)
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        version, sha = str(report["generator"]), report["fingerprint"]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{report_path}: not a calibration report of minasd calibrate check ({err})") from None
+    if version in PRE_CALIBRATION_GENERATORS:
+        raise ValueError(f"{report_path}: generator {version} predates the calibration; only a newer version is frozen")
+    now = generator_fingerprint(frozen_file.parent)["sha256"]
+    if sha != now:
+        raise ValueError(f"{report_path}: its generator fingerprint {sha[:12]} is not that of the generator files "
+                         f"beside {frozen_file} ({now[:12]}): rerun `minasd calibrate check` on these files")
+    frozen = frozen_generators(frozen_file)
+    if version in frozen:
+        if frozen[version]["sha256"] == sha:
+            return frozen[version]
+        raise ValueError(f"{frozen_file}: generator {version} is frozen already with other files "
+                         f"({frozen[version]['sha256'][:12]}); bump the version to freeze these")
+    met = bool((report.get("summary") or {}).get("targets_met"))
+    entry = {"sha256": sha, "report": _shown(report_path), "targets_met": met,
+             "frozen": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    atomic_write_json(frozen_file, {**frozen, version: entry})
+    print(f"generator {version} frozen in {frozen_file} (report {entry['report']}; targets "
+          f"{'met' if met else 'NOT all met: the report says which'})")
+    return entry
+
+
 # --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------
@@ -996,8 +1042,10 @@ def _ints(values: Sequence[str] | None) -> tuple[int, ...] | None:
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``minasd calibrate``."""
-    parser.add_argument("stage", choices=STAGES, help="baseline (generator 1.2), saturation (AE over training "
-                        "sizes, n*), search (fault scale per type, writes the knobs), check (report)")
+    parser.add_argument("stage", choices=(*STAGES, "freeze"), help="baseline (generator 1.2), saturation (AE over "
+                        "training sizes, n*), search (fault scale per type, writes the knobs), check (report), "
+                        "freeze (list the report's version in minasd/synth_frozen.json: only then may the proposed "
+                        "method run on it)")
     parser.add_argument("--work", default="out/calib", help="folder of data and logs, and of job results unless "
                         "--store is given (default: out/calib)")
     parser.add_argument("--store", default=None, help="folder of job results, saturation.json and search_log.json "
@@ -1036,6 +1084,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
                       jobs=args.jobs, device=args.device, ae_epochs=args.ae_epochs, generator=args.generator,
                       knobs=Path(args.knobs), knobs_out=Path(args.knobs_out), report=Path(args.report),
                       data_size=args.data_size)
+    if args.stage == "freeze":
+        freeze(cfg.report)
+        return 0
     {"baseline": run_baseline, "saturation": run_saturation, "search": run_search, "check": run_check}[args.stage](cfg)
     return 0
 
@@ -1043,4 +1094,4 @@ def run_calibrate(args: argparse.Namespace) -> int:
 __all__ = ["TARGETS", "SIGN_TARGETS", "Job", "CalibConfig", "generator_fingerprint", "type_knobs", "knob_hash",
            "with_sigma", "make_view", "ensure_data", "store_of", "measure", "gmm_pair", "run_job", "run_jobs",
            "saturation_point", "bisect_sigma", "build_report", "report_markdown", "run_baseline", "run_saturation",
-           "run_search", "run_check", "add_calibrate_arguments", "run_calibrate"]
+           "run_search", "run_check", "freeze", "add_calibrate_arguments", "run_calibrate"]

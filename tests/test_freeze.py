@@ -83,3 +83,33 @@ def test_every_frozen_version_matches_the_package_and_its_report():
         assert entry["sha256"] == generator_fingerprint()["sha256"], f"generator {version} changed after its freeze"
         report = json.loads((REPO / entry["report"]).read_text())
         assert report["generator"] == version and report["fingerprint"]["sha256"] == entry["sha256"]
+
+
+def test_freeze_lists_a_calibrated_version_once_and_never_overwrites_it(tmp_path):
+    from minasd.calibrate import freeze
+
+    frozen = _frozen(tmp_path, {})
+    frozen.unlink()  # no record yet
+    sha = generator_fingerprint(frozen.parent)["sha256"]
+    report = tmp_path / "factory_calibration.json"
+    report.write_text(json.dumps({"generator": "2.0", "fingerprint": {"sha256": sha},
+                                  "summary": {"targets_met": False}}))
+    root = _synthetic_root(tmp_path, "2.0")
+    with pytest.raises(ValueError, match="not calibrated"):
+        require_calibrated(root, frozen)
+    entry = freeze(report, frozen)
+    assert entry["sha256"] == sha and entry["targets_met"] is False
+    require_calibrated(root, frozen)  # now the method may run on it
+    assert freeze(report, frozen) == entry  # the same files again: nothing changes
+    knobs = frozen.parent / "synth_knobs.json"
+    knobs.write_text(knobs.read_text() + "\n")
+    with pytest.raises(ValueError, match="is not that of the generator files"):
+        freeze(report, frozen)  # the report no longer describes the files
+    report.write_text(json.dumps({"generator": "2.0", "fingerprint": {"sha256": generator_fingerprint(frozen.parent)
+                                                                      ["sha256"]}}))
+    with pytest.raises(ValueError, match="frozen already with other files"):
+        freeze(report, frozen)
+    assert json.loads(frozen.read_text())["2.0"] == entry
+    report.write_text(json.dumps({"generator": "1.2", "fingerprint": {"sha256": "x"}}))
+    with pytest.raises(ValueError, match="predates the calibration"):
+        freeze(report, frozen)
