@@ -3,7 +3,7 @@
 **Synthetic data — not DCASE.**  Calibration moves the generator's knobs until two systems that
 are *not* the proposed method score on the synthetic sections 00-02 about what they score on the
 real DCASE data; it never computes the proposed method's scores (this module imports only
-``synth``, ``data``, ``dcase_ae``, ``twfr``, ``metrics``, ``config``, ``io_utils`` and ``provenance``, and the
+``synth`` (and its ``synth_machines``, ``synth_scenes``), ``data``, ``dcase_ae``, ``twfr``, ``metrics``, ``config``, ``io_utils`` and ``provenance``, and the
 job runner of :mod:`minasd.studies.jobs` when jobs run; ``tests/test_calibrate.py`` checks that
 importing it loads no module of the method).  Matching these numbers says the factory reproduces
 two published numbers per type, not that it is real data.
@@ -40,8 +40,9 @@ A job is one (stage, type, data seed, training clips, named base size, generator
 the generator's code, hash of the type's knobs, AE epochs); its result is one JSON under
 ``<store>/jobs/`` (``--store``, by default ``--work``) written atomically, and a rerun skips it; the
 committed store ``benchmarks/results/calibration`` carries finished jobs from session to session.  The code hash (ours, beyond the
-design's key) makes an edit of ``synth*.py`` a new job and a new data set, so that no result of an
-older generator is reused under the same version number.  Data: one set per (generator, code,
+design's key; :func:`type_code_hash`) covers the code that renders the type's clips, so an edit of
+one type's renderer is a new job and a new data set for that type and for the types that play or
+use it, and no result of older code is reused under the same version number.  Data: one set per (generator, code,
 knobs, type, seed, base size) under ``<work>/data/``, sections 00-02 only where the generator
 allows it; a smaller training size is a *view*: real folders of symlinks to the first n training
 clips of each section and to every test clip (:func:`make_view`).
@@ -54,12 +55,14 @@ knobs file), and the generation rate of the small set.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import time
@@ -119,8 +122,100 @@ SEARCH_LOG_NAME = "search_log.json"
 
 @lru_cache(maxsize=1)
 def code_hash() -> str:
-    """Short hash of the generator's code files (not its knobs): part of every job's identity."""
+    """Short hash of all the generator's code files (not its knobs): the code a report was made with."""
     return generator_fingerprint(PACKAGE_DIR, CODE_FILES)["sha256"][:8]
+
+
+_BANNER = re.compile(r"^# -{20,}\n# (.+)\n# -{20,}\n", re.M)
+REGISTRY = "MODELS_V2"  # the table of all types: shared wherever it stands
+
+
+def machine_sections(text: str) -> tuple[str, dict[str, str]]:
+    """Split ``synth_machines.py`` at its banners: (code shared by the types, {type: its banner section}).
+
+    A banner whose title is a machine type (``# fan`` between two dashed lines) opens that
+    type's section, which runs to the next banner; every other part of the file, and the
+    statement that builds :data:`REGISTRY` wherever it stands, is shared.
+    """
+    shared, own, pos, title = [], {}, 0, None
+    for m in [*_BANNER.finditer(text), None]:
+        end = len(text) if m is None else m.start()
+        part = text[pos:end]
+        if title in MACHINE_TYPES:
+            lines = part.splitlines(keepends=True)
+            for node in ast.parse(part).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+                if any(getattr(t, "id", None) == REGISTRY for t in targets):
+                    shared.append("".join(lines[node.lineno - 1:node.end_lineno]))
+                    lines[node.lineno - 1:node.end_lineno] = [""] * (node.end_lineno - node.lineno + 1)
+            own[title] = "".join(lines)
+        else:
+            shared.append(part)
+        if m is not None:
+            pos, title = m.start(), m.group(1).strip()
+    return "".join(shared), own
+
+
+def _section_uses(own: Mapping[str, str]) -> dict[str, set[str]]:
+    """Per type, the other types whose section defines a name its own section uses (transitively)."""
+    defined: dict[str, set[str]] = {}
+    used: dict[str, set[str]] = {}
+    for m, src in own.items():
+        tree = ast.parse(src)
+        names = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        defined[m], used[m] = names, {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    deps = {a: {b for b in own if b != a and used[a] & defined[b]} for a in own}
+    for a in own:  # transitive closure
+        todo = list(deps[a])
+        while todo:
+            for c in deps[todo.pop()] - deps[a] - {a}:
+                deps[a].add(c)
+                todo.append(c)
+    return deps
+
+
+def scene_machines(machine: str) -> tuple[str, ...]:
+    """The other machine types whose normal sounds play in ``machine``'s generator-2.0 scenes.
+
+    Mirrors ``synth_scenes.bank_clip``: a ``line`` scene plays ``LINE_OTHERS[machine]``, a
+    ``with_pump`` scene a pump (``tests/test_calibrate.py`` renders every scene with the other
+    types' renderers disabled to check it).
+    """
+    from .synth_machines import MODELS_V2
+    from .synth_scenes import LINE_OTHERS
+
+    scenes = {s["scene"] for s in MODELS_V2[machine].sections}
+    out = LINE_OTHERS[machine] if "line" in scenes else ()
+    return tuple(dict.fromkeys(out + (("pump",) if "with_pump" in scenes else ())))
+
+
+@lru_cache(maxsize=None)
+def type_code_hash(machine: str, generator: str = "2.0", folder: str | None = None) -> str:
+    """Short hash of the code that renders ``machine``'s clips: part of every job's identity.
+
+    Generator 1.2: ``synth.py``.  Later generators: ``synth.py`` and ``synth_scenes.py`` whole,
+    and of ``synth_machines.py`` the shared code and the sections (:func:`machine_sections`) of
+    the type, of every type heard in its scenes (:func:`scene_machines`) and of every type whose
+    section defines a name the type's section uses.  So an edit of one type's renderer
+    re-measures that type and the types that play or use it, and keeps every other type's
+    finished jobs.
+    """
+    root = Path(folder) if folder else PACKAGE_DIR
+    if generator == BASELINE_GENERATOR:
+        return sha256_file(root / "synth.py")[:8]
+    shared, own = machine_sections((root / "synth_machines.py").read_text(encoding="utf-8"))
+    parts = [("synth.py", sha256_file(root / "synth.py")), ("synth_scenes.py", sha256_file(root / "synth_scenes.py")),
+             ("shared", hashlib.sha256(shared.encode()).hexdigest())]
+    uses = _section_uses(own)
+    for m in sorted({machine, *uses[machine], *(d for o in scene_machines(machine) for d in {o, *uses[o]})}):
+        parts.append((m, hashlib.sha256(own[m].encode()).hexdigest()))
+    return hashlib.sha256("".join(f"{n} {h}\n" for n, h in parts).encode()).hexdigest()[:8]
 
 
 def _per_type(knobs: Mapping) -> Mapping:
@@ -230,7 +325,7 @@ class Job:
         knobs: canonical JSON of the whole knobs mapping given to the generator (None: its own).
         epochs: AE epochs (the recipe's 100; fewer only for tests and quick looks).
         device: torch device of the AE.
-        code: :func:`code_hash` when the job was made.
+        code: :func:`type_code_hash` of the type when the job was made (filled in when not given).
     """
 
     stage: str
@@ -242,9 +337,11 @@ class Job:
     knobs: str | None = None
     epochs: int = 100
     device: str = "cpu"
-    code: str = field(default_factory=code_hash)
+    code: str = ""
 
     def __post_init__(self):
+        if not self.code:
+            object.__setattr__(self, "code", type_code_hash(self.machine, self.generator))
         if self.stage not in STAGES or self.machine not in MACHINE_TYPES or self.data_size not in synth.SIZES:
             raise ValueError(f"bad job {self}: stage in {STAGES}, machine in {MACHINE_TYPES}, "
                              f"size in {list(synth.SIZES)}")
@@ -655,16 +752,43 @@ def _curve(results: Mapping[str, dict]) -> dict:
     return curve
 
 
+def finished_jobs(cfg: CalibConfig, stage: str, machine_types: Sequence[str], knobs: Mapping | None,
+                  generator: str | None = None) -> dict[str, dict]:
+    """Finished jobs of ``stage`` in the store, any seed and size, of each type's current code and knobs.
+
+    A job counts when its generator, :func:`type_code_hash`, knob hash and AE epochs are those
+    ``cfg`` would give it now: a type whose code or knobs changed since has none.
+    """
+    gen, out = generator or cfg.generator, {}
+    for m in machine_types:
+        tag = f"_g{gen}_c{type_code_hash(m, gen)}_k{knob_hash(knobs, m)}_e{cfg.ae_epochs}.json"
+        for f in sorted((store_of(cfg) / "jobs").glob(f"{stage}_{m}_s*{tag}")):
+            r = json.loads(f.read_text(encoding="utf-8"))
+            out[r["key"]] = r
+    return out
+
+
 def run_saturation(cfg: CalibConfig) -> dict:
-    """Stage ``saturation``: the AE curve over ``cfg.sizes``; writes ``<work>/saturation.json`` (n*, offsets)."""
+    """Stage ``saturation``: the AE curve over ``cfg.sizes``; writes ``<store>/saturation.json`` (n*, offsets).
+
+    Runs the jobs of ``cfg.machine_types`` at ``cfg.sizes``; the curve holds every finished
+    saturation job of the store at the types' current code and knobs (:func:`finished_jobs`),
+    any type and size, so one type can be re-measured alone after a change of its renderer
+    and a larger size added later (``--sizes 1000 --seeds 0``).  Jobs drawn from different
+    named base sizes (``sweep``, ``full``) measure the same clips: every base size holds 100 +
+    100 test clips of 10 s, and clip i of a section is the same in every size.
+    """
     knobs = read_knobs(cfg.knobs, cfg.generator)
     jobs = saturation_jobs(cfg, knobs)
-    curve = _curve(run_jobs(cfg, jobs))
-    sizes = sorted(cfg.sizes)
+    run_jobs(cfg, jobs)
+    found = finished_jobs(cfg, "saturation", MACHINE_TYPES, knobs)
+    sizes = sorted(set(cfg.sizes) | {int(r["job"]["n_train"]) for r in found.values()})
+    curve = _curve(found)
     point = saturation_point(curve, sizes)
     summary = {"generator": cfg.generator, "code": code_hash(), "epochs": cfg.ae_epochs, "sizes": sizes,
                "seeds": list(_seeds(cfg, "saturation")),
-               "knob_hashes": {m: knob_hash(knobs, m) for m in cfg.machine_types},
+               "type_codes": {m: type_code_hash(m, cfg.generator) for m in curve},
+               "knob_hashes": {m: knob_hash(knobs, m) for m in curve},
                "curve": {m: {str(n): {str(s): v for s, v in by_s.items()} for n, by_s in by_n.items()}
                          for m, by_n in curve.items()},
                **point, "offsets": offsets_at(curve, point["n_star"], sizes[0]), "n_small": sizes[0],
@@ -945,15 +1069,9 @@ def rerun_command(cfg: CalibConfig, n_star: int, seeds: Sequence[int]) -> str:
 
 def finished_baseline(cfg: CalibConfig) -> list[dict]:
     """The finished baseline jobs under ``cfg.work`` of ``cfg``'s types, epochs and generator code (any seeds)."""
-    want = {(j.machine, j.n_train, j.data_size, j.generator, j.code, j.epochs)
-            for j in baseline_jobs(replace(cfg, seeds=None))}
-    out = []
-    for f in sorted((store_of(cfg) / "jobs").glob("baseline_*.json")):
-        r = json.loads(f.read_text(encoding="utf-8"))
-        j = r["job"]
-        if (j["machine"], j["n_train"], j["data_size"], j["generator"], j["code"], j["epochs"]) in want:
-            out.append(r)
-    return out
+    want = {(j.machine, j.n_train, j.data_size) for j in baseline_jobs(replace(cfg, seeds=None))}
+    found = finished_jobs(cfg, "baseline", cfg.machine_types, None, BASELINE_GENERATOR)
+    return [r for r in found.values() if (r["job"]["machine"], r["job"]["n_train"], r["job"]["data_size"]) in want]
 
 
 def run_check(cfg: CalibConfig) -> dict:

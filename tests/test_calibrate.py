@@ -294,7 +294,55 @@ def test_calibrate_imports_nothing_of_the_method():
     for n in ast.walk(tree):
         if isinstance(n, ast.ImportFrom) and n.level:
             ours |= {f".{n.module}"} if n.module else {f".{a.name}" for a in n.names}
-    allowed = {".synth", ".config", ".data", ".dcase_ae", ".io_utils", ".metrics", ".provenance", ".twfr",
+    allowed = {".synth", ".synth_machines", ".synth_scenes", ".config", ".data", ".dcase_ae", ".io_utils", ".metrics", ".provenance", ".twfr",
                    ".studies.jobs"}
     assert ours <= allowed, ours - allowed
     assert not any(a.name.startswith("minasd") for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names)
+
+
+def test_a_types_code_hash_covers_its_renderer_its_scenes_and_nothing_else(tmp_path):
+    """Editing one type's banner section re-keys that type and the types that play or use it, only."""
+    pkg = Path(cal.__file__).parent
+    for name in cal.CODE_FILES:
+        (tmp_path / name).write_text((pkg / name).read_text(encoding="utf-8"), encoding="utf-8")
+    before = {m: cal.type_code_hash(m, "2.0", str(tmp_path)) for m in MACHINE_TYPES}
+    assert before == {m: cal.type_code_hash(m) for m in MACHINE_TYPES}
+    text = (tmp_path / "synth_machines.py").read_text(encoding="utf-8")
+    shared, own = cal.machine_sections(text)
+    assert set(own) == set(MACHINE_TYPES) and "MODELS_V2" in shared  # the registry is shared
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    for name in cal.CODE_FILES:
+        (edited / name).write_text((tmp_path / name).read_text(encoding="utf-8"), encoding="utf-8")
+
+    def after_editing(machine):
+        body = own[machine]
+        (edited / "synth_machines.py").write_text(text.replace(body, body + "\n# edited\n"), encoding="utf-8")
+        cal.type_code_hash.cache_clear()
+        return {m for m in MACHINE_TYPES if cal.type_code_hash(m, "2.0", str(edited)) != before[m]}
+
+    assert after_editing("valve") == {"valve"}  # no scene plays a valve
+    assert after_editing("pump") >= {"pump", "valve", "fan", "gearbox"}  # valve's with_pump scene, line scenes
+    assert after_editing("ToyCar") == {"ToyCar", "ToyTrain"}  # ToyTrain uses ToyCar's microphone filter
+    assert after_editing("slider") == {"slider"}
+    cal.type_code_hash.cache_clear()
+
+
+@pytest.mark.parametrize("machine", MACHINE_TYPES)
+def test_scene_machines_lists_every_type_a_scene_plays(machine, monkeypatch):
+    from minasd import synth_machines, synth_scenes
+
+    allowed = {machine, *cal.scene_machines(machine)}
+
+    def refuse(name):
+        def render(*args, **kwargs):
+            raise AssertionError(f"{machine}'s scenes rendered a {name}, not in scene_machines")
+        return render
+
+    models = {m: (mod if m in allowed else replace(mod, render=refuse(m))) for m, mod in synth_machines.MODELS_V2.items()}
+    monkeypatch.setattr(synth_machines, "MODELS_V2", models)
+    monkeypatch.setattr(synth_scenes, "MODELS_V2", models)
+    monkeypatch.setattr(synth_scenes, "_BANK_CACHE", type(synth_scenes._BANK_CACHE)())
+    for scene in {s["scene"] for s in models[machine].sections}:
+        for j in range(4):
+            synth_scenes.bank_clip(0, machine, scene, j, 1600, 1.0)
