@@ -31,7 +31,8 @@ Stages (``minasd calibrate STAGE``), each a list of jobs:
 * ``baseline``: generator 1.2 at the protocol size (60 training clips), the report's "before" column;
 * ``saturation``: the autoencoder over training sizes (views of one set), n* by :func:`saturation_point`;
 * ``search``: per type, :func:`bisect_sigma` at the smallest size for the target minus the type's
-  saturation offset AUC(n*) - AUC(smallest), then one job at n*; writes the knobs file and a log;
+  saturation offset AUC(n*) - AUC(smallest), then a job at n* and up to :data:`REFINE_STEPS`
+  corrections there (:func:`search_type`); writes the knobs file and a log;
 * ``check``: 3 seeds at n*, every type; writes the report (:func:`build_report`, :func:`report_markdown`).
 * ``freeze`` (not a stage of jobs): lists the report's version with its generator fingerprint in
   ``minasd/synth_frozen.json`` (:func:`freeze`); until then train and evaluate refuse the version's sets.
@@ -103,6 +104,9 @@ SATURATION_FLAT = 1.0  # n*: mean-over-types AUC within this many points of the 
 SATURATION_TYPE_GAIN = 2.0  # ... and no type gaining more than this
 SIGMA_BRACKET: tuple[float, float] = (0.2, 3.0)
 SEARCH_STEPS = 4
+REFINE_WITHIN = 2.0  # points: at n*, a miss of the target larger than this gets a correction trial ...
+REFINE_STEPS = 2  # ... at most this many (each a job at n*)
+DEFAULT_SLOPE = 10.0  # AE points per e-fold of sigma, when the trials at the small size give no usable slope
 SIGMA_KEYS: tuple[str, ...] = ("sigma", "sigma_t")  # the per-type fault scale in the knobs file
 CODE_FILES: tuple[str, ...] = ("synth.py", "synth_machines.py", "synth_scenes.py")
 PACKAGE_DIR = Path(synth.__file__).resolve().parent
@@ -850,21 +854,63 @@ def bisect_sigma(measure_auc: Callable[[float], float], goal: float, bracket: tu
     return {"sigma": best["sigma"], "auc": best["auc"], "miss": best["miss"], "trials": trials, "bracket_end": end}
 
 
+def log_slope(trials: Sequence[Mapping]) -> float | None:
+    """Least-squares slope of AUC over ln(sigma) of ``trials`` (points per e-fold); None below 2 distinct sigmas.
+
+    >>> round(log_slope([{"sigma": 1.0, "auc": 60.0}, {"sigma": math.e, "auc": 70.0}]), 6)
+    10.0
+    """
+    xs = [math.log(t["sigma"]) for t in trials]
+    if len(set(xs)) < 2:
+        return None
+    mx, my = statistics.fmean(xs), statistics.fmean(t["auc"] for t in trials)
+    return (sum((x - mx) * (t["auc"] - my) for x, t in zip(xs, trials))
+            / sum((x - mx) ** 2 for x in xs))
+
+
+def refine_sigma(sigma: float, miss: float, slope: float | None, bracket: tuple[float, float] = SIGMA_BRACKET) -> float:
+    """The next sigma at n*: one Newton step on ln(sigma) with ``slope`` (:data:`DEFAULT_SLOPE` if unusable).
+
+    >>> round(refine_sigma(1.0, 10.0, 10.0), 4), refine_sigma(1.0, -50.0, 10.0)
+    (0.3679, 3.0)
+    """
+    use = slope if slope is not None and slope > 1.0 else DEFAULT_SLOPE
+    return min(max(sigma * math.exp(-miss / use), bracket[0]), bracket[1])
+
+
 def search_type(cfg: CalibConfig, machine: str, knobs: dict, goal: float, n_small: int, n_star: int,
                 workers: int | None = None) -> dict:
-    """One type's search: :func:`bisect_sigma` at ``n_small`` clips, then one job at ``n_star`` (seed = first seed)."""
+    """One type's search (seed = first seed): :func:`bisect_sigma` at ``n_small`` clips, then jobs at ``n_star``.
+
+    The bisection's best sigma is measured at n*; while that misses the target by more than
+    :data:`REFINE_WITHIN` points, up to :data:`REFINE_STEPS` more sigmas are tried at n*
+    (:func:`refine_sigma`, with the slope of the small-size trials), and the one closest to the
+    target is chosen: the offset AUC(n*) - AUC(n_small) of the saturation stage was measured at
+    other knobs, so it is only a first guess.
+    """
     seed = _seeds(cfg, "search")[0]
 
-    def auc_at(sigma: float) -> float:
-        return run_job(_job(cfg, "search", machine, seed, n_small, with_sigma(knobs, machine, sigma)), cfg.work,
-                       workers, drop_data=True, store=store_of(cfg))["ae"]["hmean_auc"]
+    def run(sigma: float, n: int, drop: bool) -> dict:
+        return run_job(_job(cfg, "search", machine, seed, n, with_sigma(knobs, machine, sigma)), cfg.work,
+                       workers, drop_data=drop, store=store_of(cfg))
 
-    found = bisect_sigma(auc_at, goal)
-    at = run_job(_job(cfg, "search", machine, seed, n_star, with_sigma(knobs, machine, found["sigma"])), cfg.work,
-                 workers, store=store_of(cfg))
-    return {**found, "machine": machine, "goal": goal, "seed": seed, "n_small": n_small, "n_star": n_star,
-            "sigma_before": sigma_of(knobs, machine), "at_n_star": {"ae": at["ae"]["hmean_auc"],
-                                                                    "max_minus_mean": at["gmm"]["max_minus_mean"]}}
+    found = bisect_sigma(lambda sigma: run(sigma, n_small, True)["ae"]["hmean_auc"], goal)
+    slope, sigma, at_star = log_slope(found["trials"]), found["sigma"], []
+    for step in range(1 + REFINE_STEPS):
+        r = run(sigma, n_star, False)
+        at_star.append({"step": step, "sigma": sigma, "ae": r["ae"]["hmean_auc"],
+                        "max_minus_mean": r["gmm"]["max_minus_mean"], "miss": r["ae"]["hmean_auc"] - TARGETS[machine]})
+        if abs(at_star[-1]["miss"]) <= REFINE_WITHIN:
+            break
+        nxt = refine_sigma(sigma, at_star[-1]["miss"], slope)
+        if any(math.isclose(nxt, t["sigma"], rel_tol=1e-3) for t in at_star):
+            break  # the bracket's end, or no move left
+        sigma = nxt
+    best = min(at_star, key=lambda t: abs(t["miss"]))
+    return {**found, "sigma_small": found["sigma"], "sigma": best["sigma"], "machine": machine, "goal": goal,
+            "seed": seed, "n_small": n_small, "n_star": n_star, "sigma_before": sigma_of(knobs, machine),
+            "slope": slope, "trials_n_star": at_star,
+            "at_n_star": {"ae": best["ae"], "max_minus_mean": best["max_minus_mean"]}}
 
 
 def run_search(cfg: CalibConfig) -> dict:
@@ -897,7 +943,8 @@ def run_search(cfg: CalibConfig) -> dict:
     atomic_write_json(log_path, log)
     for m, r in found.items():
         print(f"{m:9s} sigma {r['sigma_before']:.3f} -> {r['sigma']:.4f}: AE {r['auc']:.1f} at n={n_small} (goal "
-              f"{r['goal']:.1f}), {r['at_n_star']['ae']:.1f} at n*={n_star} (target {TARGETS[m]})"
+              f"{r['goal']:.1f}, sigma {r['sigma_small']:.4f}), {r['at_n_star']['ae']:.1f} at n*={n_star} "
+              f"(target {TARGETS[m]}; {len(r['trials_n_star'])} trial(s) there)"
               + (f"; bracket end ({r['bracket_end']})" if r["bracket_end"] else ""))
     print(f"knobs written to {cfg.knobs_out}; log {log_path}")
     return found

@@ -184,7 +184,38 @@ def test_search_bisects_toward_target_minus_offset_and_writes_knobs_and_log(tmp_
     assert log["knobs_before"]["sigma"] == 1.0 and log["knobs_after"] == chosen["types"]["fan"]
     kept = [root for root in sigma_of_root if root.exists()]
     assert [root.name for root in kept] == ["s0_sweep"]  # the trials' sets are removed, n*'s kept
-    assert len(list((tmp_path / "jobs").glob("search_fan_*.json"))) == cal.SEARCH_STEPS + 1
+    assert len(list((tmp_path / "jobs").glob("search_fan_*.json"))) == cal.SEARCH_STEPS + len(found["trials_n_star"])
+
+
+def test_search_corrects_at_n_star_when_the_offset_was_wrong(tmp_path, monkeypatch):
+    # faked: AE AUC = 60 + 10 ln(sigma) at 60 clips and 12 points more at n* = 500, but the
+    # saturation offset says 3: the bisection's sigma misses at n*, the correction step finds it
+    knobs_in = tmp_path / "knobs.json"
+    knobs_in.write_text(json.dumps({"types": {"fan": {"sigma": 1.0}}}))
+    (tmp_path / cal.SATURATION_NAME).write_text(json.dumps(
+        {"n_star": 500, "curve": {"fan": {"60": {"0": 55.0}, "500": {"0": 58.0}}}}))
+    sigma_of_root = {}
+
+    def fake_set(job, root, workers):
+        sigma_of_root[root] = json.loads(job.knobs)["types"]["fan"]["sigma"]
+        root.mkdir(parents=True)
+        (root / synth.MANIFEST_NAME).write_text("{}")
+
+    def fake_measure(root, machine, seed, epochs, device):
+        auc = 60 + 10 * math.log(sigma_of_root[root]) + (12.0 if root.name.endswith("sweep") else 0.0)
+        return {"ae": {"hmean_auc": auc}, "gmm": {"max_minus_mean": 1.0}, "wall_s": 0.0, "cpu_s": 0.0}
+
+    monkeypatch.setattr(cal, "_make_set", fake_set)
+    monkeypatch.setattr(cal, "measure", fake_measure)
+    monkeypatch.setitem(synth.SIZES, "sweep", synth.SizeSpec(500, 100, 100, 10.0))
+    cfg = cal.CalibConfig(work=tmp_path, machine_types=("fan",), sizes=(60, 500), jobs=1, ae_epochs=1,
+                          generator="2.0", knobs=knobs_in, knobs_out=tmp_path / "out.json")
+    found = cal.run_search(cfg)["fan"]
+    first = found["trials_n_star"][0]
+    assert abs(first["miss"] - 9.0) < 1.0  # the offset's guess: 9 points too easy at n*
+    assert 2 <= len(found["trials_n_star"]) <= 1 + cal.REFINE_STEPS
+    assert abs(found["at_n_star"]["ae"] - cal.TARGETS["fan"]) <= cal.REFINE_WITHIN
+    assert found["sigma"] == min(found["trials_n_star"], key=lambda t: abs(t["miss"]))["sigma"]
 
 
 def test_saturation_point_rule():
