@@ -285,7 +285,9 @@ def hmean_percent(rows, columns: Sequence[str] = ("auc", "pauc")) -> float:
 def dev_vs_eval(res: dict, variant: str = "proposed"):
     """Per machine type: harmonic mean of AUC and pAUC [%] of ``variant`` on the validation
     sections 00-02 (where lambda, h and p are chosen) and on the test sections 03-05 (reported);
-    NaN where a value is missing.  Book: chapter 6."""
+    NaN where a value is missing.  The column names say which sections the table holds (with a
+    ``section`` column; a root of one's own recordings may have other development sections).
+    Book: chapter 6."""
     import numpy as np
     import pandas as pd
 
@@ -293,10 +295,18 @@ def dev_vs_eval(res: dict, variant: str = "proposed"):
 
     s = res["tables"]["sections"]
     s = s[s["variant"] == variant]
+    labels = {"dev": "sections 00-02 (selection)", "eval": "sections 03-05 (reported)"}
+    if "section" in s.columns:  # name the sections the table holds (a root of one's own may have others)
+        for role, what in (("dev", "selection"), ("eval", "reported")):
+            secs = sorted({int(x) for x in s.loc[s["role"] == role, "section"]})
+            if secs:
+                names = (f"{secs[0]:02d}-{secs[-1]:02d}" if secs == list(range(secs[0], secs[-1] + 1)) and len(secs) > 1
+                         else ", ".join(f"{x:02d}" for x in secs))
+                labels[role] = f"{'section' if len(secs) == 1 else 'sections'} {names} ({what})"
     rows = []
     for m, part in s.groupby("machine", sort=False):
         row = {"machine type": m}
-        for role, label in (("dev", "sections 00-02 (selection)"), ("eval", "sections 03-05 (reported)")):
+        for role, label in labels.items():
             p = part[part["role"] == role]
             h = hmean_or_none([*p["AUC"], *p["pAUC"]])  # AUC, pAUC in percent: the hmean is too
             row[label] = np.nan if h is None else h

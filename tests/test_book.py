@@ -223,6 +223,10 @@ def test_dev_vs_eval_and_types_of():
     assert table.loc["fan", "sections 00-02 (selection)"] == pytest.approx(60.0)  # hmean of 90 and 45
     assert np.isnan(table.loc["fan", "sections 03-05 (reported)"])
     assert book.types_of({"manifest": {"machine_types": ["ToyCar", "drill", "fan"]}}) == ["fan", "ToyCar", "drill"]
+    own = pd.DataFrame({"variant": "proposed", "machine": "uav", "role": ["dev", "eval", "eval", "eval"],
+                        "section": [0, 3, 4, 5], "AUC": 90.0, "pAUC": 80.0})
+    assert list(book.dev_vs_eval({"tables": {"sections": own}}).columns) == ["section 00 (selection)",
+                                                                           "sections 03-05 (reported)"]
 
 
 def test_paper_analogue_has_the_papers_columns_and_beside_paper_labels_every_source(tmp_path):
