@@ -81,6 +81,19 @@ def test_a_store_carries_finished_jobs_to_a_fresh_work_folder(sat, tmp_path, mon
     assert "--store" in cal.rerun_command(replace(cfg, store=store), 8, (0,))
 
 
+def test_the_saturation_view_holds_every_finished_size_of_the_store(sat, monkeypatch):
+    """A run for one more size (or one type) keeps the sizes and types measured before in its curve."""
+    cfg, summary = sat
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a finished job was measured again")
+
+    monkeypatch.setattr(cal, "measure", boom)
+    one = cal.run_saturation(replace(cfg, sizes=(8,)))
+    assert one["sizes"] == [4, 8] and one["curve"] == summary["curve"] and one["n_small"] == 4
+    assert one["type_codes"] == {"valve": cal.type_code_hash("valve", "1.2")}
+
+
 def test_a_view_is_an_exact_subset_that_index_reads(sat):
     cfg, _ = sat
     jobs = _jobs(cfg)
