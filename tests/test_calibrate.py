@@ -164,10 +164,15 @@ def test_bisect_sigma_approaches_the_goal_and_flags_a_goal_beyond_the_bracket():
     assert cal.bisect_sigma(auc, 1.0)["bracket_end"] == "lower"
 
 
-def test_search_bisects_toward_target_minus_offset_and_writes_knobs_and_log(tmp_path, monkeypatch):
-    # the generator and the measurement faked: AE AUC = 60 + 10 ln(sigma), 3 points more at n* = 500
-    knobs_in, knobs_out = tmp_path / "knobs.json", tmp_path / "knobs_out.json"
-    knobs_in.write_text(json.dumps({"status": "notes", "types": {"fan": {"sigma": 1.0, "snr": 0}}}))
+def _faked_search(tmp_path, monkeypatch, gain_at_n_star: float, knobs: dict) -> tuple[dict, dict]:
+    """run_search for fan with the generator and the measurement faked: AE AUC = 60 + 10 ln(sigma) at
+    60 clips and ``gain_at_n_star`` points more at n* = 500, while the saturation offset says 3.
+
+    Returns:
+        (the search's result for fan, {data root: sigma it was made with}).
+    """
+    knobs_in = tmp_path / "knobs.json"
+    knobs_in.write_text(json.dumps(knobs))
     (tmp_path / cal.SATURATION_NAME).write_text(json.dumps(
         {"n_star": 500, "curve": {"fan": {"60": {"0": 55.0}, "500": {"0": 58.0}}}}))
     sigma_of_root = {}
@@ -178,18 +183,23 @@ def test_search_bisects_toward_target_minus_offset_and_writes_knobs_and_log(tmp_
         (root / synth.MANIFEST_NAME).write_text("{}")
 
     def fake_measure(root, machine, seed, epochs, device):
-        auc = 60 + 10 * math.log(sigma_of_root[root]) + (3.0 if root.name.endswith("sweep") else 0.0)
+        auc = 60 + 10 * math.log(sigma_of_root[root]) + (gain_at_n_star if root.name.endswith("sweep") else 0.0)
         return {"ae": {"hmean_auc": auc}, "gmm": {"max_minus_mean": 1.0}, "wall_s": 0.0, "cpu_s": 0.0}
 
     monkeypatch.setattr(cal, "_make_set", fake_set)
     monkeypatch.setattr(cal, "measure", fake_measure)
     monkeypatch.setitem(synth.SIZES, "sweep", synth.SizeSpec(500, 100, 100, 10.0))
     cfg = cal.CalibConfig(work=tmp_path, machine_types=("fan",), sizes=(60, 500), jobs=1, ae_epochs=1,
-                          generator="2.0", knobs=knobs_in, knobs_out=knobs_out)
-    found = cal.run_search(cfg)["fan"]
+                          generator="2.0", knobs=knobs_in, knobs_out=tmp_path / "knobs_out.json")
+    return cal.run_search(cfg)["fan"], sigma_of_root
+
+
+def test_search_bisects_toward_target_minus_offset_and_writes_knobs_and_log(tmp_path, monkeypatch):
+    found, sigma_of_root = _faked_search(tmp_path, monkeypatch, 3.0,
+                                         {"status": "notes", "types": {"fan": {"sigma": 1.0, "snr": 0}}})
     goal = cal.TARGETS["fan"] - 3.0
     assert math.isclose(found["goal"], goal) and len(found["trials"]) == cal.SEARCH_STEPS
-    chosen = json.loads(knobs_out.read_text())
+    chosen = json.loads((tmp_path / "knobs_out.json").read_text())
     assert chosen["status"] == "notes" and chosen["types"]["fan"]["snr"] == 0
     assert abs(chosen["types"]["fan"]["sigma"] - math.exp((goal - 60) / 10)) < 0.1
     assert abs(found["at_n_star"]["ae"] - cal.TARGETS["fan"]) < 1.0
@@ -201,29 +211,8 @@ def test_search_bisects_toward_target_minus_offset_and_writes_knobs_and_log(tmp_
 
 
 def test_search_corrects_at_n_star_when_the_offset_was_wrong(tmp_path, monkeypatch):
-    # faked: AE AUC = 60 + 10 ln(sigma) at 60 clips and 12 points more at n* = 500, but the
-    # saturation offset says 3: the bisection's sigma misses at n*, the correction step finds it
-    knobs_in = tmp_path / "knobs.json"
-    knobs_in.write_text(json.dumps({"types": {"fan": {"sigma": 1.0}}}))
-    (tmp_path / cal.SATURATION_NAME).write_text(json.dumps(
-        {"n_star": 500, "curve": {"fan": {"60": {"0": 55.0}, "500": {"0": 58.0}}}}))
-    sigma_of_root = {}
-
-    def fake_set(job, root, workers):
-        sigma_of_root[root] = json.loads(job.knobs)["types"]["fan"]["sigma"]
-        root.mkdir(parents=True)
-        (root / synth.MANIFEST_NAME).write_text("{}")
-
-    def fake_measure(root, machine, seed, epochs, device):
-        auc = 60 + 10 * math.log(sigma_of_root[root]) + (12.0 if root.name.endswith("sweep") else 0.0)
-        return {"ae": {"hmean_auc": auc}, "gmm": {"max_minus_mean": 1.0}, "wall_s": 0.0, "cpu_s": 0.0}
-
-    monkeypatch.setattr(cal, "_make_set", fake_set)
-    monkeypatch.setattr(cal, "measure", fake_measure)
-    monkeypatch.setitem(synth.SIZES, "sweep", synth.SizeSpec(500, 100, 100, 10.0))
-    cfg = cal.CalibConfig(work=tmp_path, machine_types=("fan",), sizes=(60, 500), jobs=1, ae_epochs=1,
-                          generator="2.0", knobs=knobs_in, knobs_out=tmp_path / "out.json")
-    found = cal.run_search(cfg)["fan"]
+    # 12 points more at n* where the offset said 3: the bisection's sigma misses there, a correction finds it
+    found, _ = _faked_search(tmp_path, monkeypatch, 12.0, {"types": {"fan": {"sigma": 1.0}}})
     first = found["trials_n_star"][0]
     assert abs(first["miss"] - 9.0) < 1.0  # the offset's guess: 9 points too easy at n*
     assert 2 <= len(found["trials_n_star"]) <= 1 + cal.REFINE_STEPS
