@@ -80,7 +80,7 @@ from .data import parse_filename, protocol_frame
 from .dcase_ae import AEConfig, run_ae
 from .io_utils import atomic_write_json, atomic_write_text, folder_lock, sha256_file
 from .metrics import HMEAN_LABEL, hmean_or_none, section_table
-from .provenance import generator_fingerprint
+from .provenance import file_digest, generator_fingerprint, source_text
 from .twfr import SETTINGS, TWFRConfig, clip_pooled, component_log_density, evaluate_pooled, fit_section
 
 #: DCASE 2021 Task 2 official autoencoder, source domain, harmonic mean of AUC (%) over the real
@@ -203,6 +203,8 @@ def scene_machines(machine: str) -> tuple[str, ...]:
 def type_code_hash(machine: str, generator: str = "2.0", folder: str | None = None) -> str:
     """Short hash of the code that renders ``machine``'s clips: part of every job's identity.
 
+    Each part is read as :func:`minasd.provenance.source_text` reads it (no docstrings, comments,
+    default version or command line), so only an edit of what the code computes makes new jobs.
     Generator 1.2: ``synth.py``.  Later generators: ``synth.py`` and ``synth_scenes.py`` whole,
     and of ``synth_machines.py`` the shared code and the sections (:func:`machine_sections`) of
     the type, of every type heard in its scenes (:func:`scene_machines`) and of every type whose
@@ -212,13 +214,17 @@ def type_code_hash(machine: str, generator: str = "2.0", folder: str | None = No
     """
     root = Path(folder) if folder else PACKAGE_DIR
     if generator == BASELINE_GENERATOR:
-        return sha256_file(root / "synth.py")[:8]
+        return file_digest(root / "synth.py")[:8]
     shared, own = machine_sections((root / "synth_machines.py").read_text(encoding="utf-8"))
-    parts = [("synth.py", sha256_file(root / "synth.py")), ("synth_scenes.py", sha256_file(root / "synth_scenes.py")),
-             ("shared", hashlib.sha256(shared.encode()).hexdigest())]
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(source_text(text).encode("utf-8")).hexdigest()
+
+    parts = [("synth.py", file_digest(root / "synth.py")), ("synth_scenes.py", file_digest(root / "synth_scenes.py")),
+             ("shared", digest(shared))]
     uses = _section_uses(own)
     for m in sorted({machine, *uses[machine], *(d for o in scene_machines(machine) for d in {o, *uses[o]})}):
-        parts.append((m, hashlib.sha256(own[m].encode()).hexdigest()))
+        parts.append((m, digest(own[m])))
     return hashlib.sha256("".join(f"{n} {h}\n" for n, h in parts).encode()).hexdigest()[:8]
 
 

@@ -28,10 +28,13 @@ cheaply.  (``synth.find_manifest`` does the same lookup and could later call
 """
 from __future__ import annotations
 
+import ast
 import hashlib
+import io
 import json
+import tokenize
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from .download import download_manifest
 from .io_utils import sha256_file
@@ -285,15 +288,70 @@ def results_label(loaded: dict, machine: str | None = None) -> str:
 # --------------------------------------------------------------------------------------
 
 
+#: Top-level names of the generator files that say which generator is the default and how the
+#: command line reads its arguments, not how a clip sounds: left out of the fingerprint, so that
+#: making a frozen version the default is not a new version.
+UNHASHED_NAMES: frozenset[str] = frozenset({"GENERATOR_VERSION", "add_synth_arguments", "run_synth"})
+
+
+def source_text(text: str, drop: Collection[str] = UNHASHED_NAMES) -> str:
+    """The part of a Python source that can change what it computes: without docstrings, comments,
+    blank lines, trailing spaces and the top-level definitions named in ``drop``.
+
+    Line based (the lines that :mod:`ast` reports), so the same on every Python version and line ending.
+
+    >>> source_text('"Doc."\\nX = 1  # one\\n\\ndef f():\\n    "Doc."\\n    return X\\nGENERATOR_VERSION = "9"\\n')
+    'X = 1\\ndef f():\\n    return X'
+    """
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    cut: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str) and first.lineno != getattr(node, "lineno", 0)):
+                cut.update(range(first.lineno, first.end_lineno + 1))
+    for node in tree.body:
+        targets = (node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign)
+                   else [])
+        names = {getattr(node, "name", None), *(getattr(t, "id", None) for t in targets)}
+        if names & set(drop):
+            start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+            cut.update(range(start, node.end_lineno + 1))
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.COMMENT:
+            row, col = tok.start
+            lines[row - 1] = lines[row - 1][:col]
+    return "\n".join(line.rstrip() for i, line in enumerate(lines, 1) if i not in cut and line.strip())
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a generator file as the fingerprint reads it: :func:`source_text` of a ``.py``
+    file; of a JSON file its ``types`` (the knob values, not the notes beside them) in canonical form."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".py":
+        text = source_text(text)
+    elif path.suffix == ".json":
+        data = json.loads(text)
+        text = json.dumps(data.get("types", data) if isinstance(data, dict) else data, sort_keys=True,
+                          separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def generator_fingerprint(folder: str | Path | None = None, names: Sequence[str] = GENERATOR_FILES) -> dict:
-    """SHA-256 of each generator file that exists in ``folder`` (default: the package) and one over all of them.
+    """A digest of each generator file that exists in ``folder`` (default: the package) and one over all.
+
+    Each file's digest is :func:`file_digest`: what the code computes and the knob values, so an
+    edit of a docstring, a comment, the default version or the command line is not a new generator.
 
     Returns:
         ``{"files": {name: hex}, "sha256": hex}``; the combined hash is the SHA-256 of the lines
         ``"<name> <hex>\\n"`` in the order of ``names``.
     """
     folder = FROZEN_FILE.parent if folder is None else Path(folder)
-    files = {n: sha256_file(folder / n) for n in names if (folder / n).is_file()}
+    files = {n: file_digest(folder / n) for n in names if (folder / n).is_file()}
     combined = hashlib.sha256("".join(f"{n} {h}\n" for n, h in files.items()).encode()).hexdigest()
     return {"files": files, "sha256": combined}
 

@@ -348,11 +348,13 @@ def test_a_types_code_hash_covers_its_renderer_its_scenes_and_nothing_else(tmp_p
     for name in cal.CODE_FILES:
         (edited / name).write_text((tmp_path / name).read_text(encoding="utf-8"), encoding="utf-8")
 
-    def after_editing(machine):
+    def after_editing(machine, line="_EDITED = 1"):
         body = own[machine]
-        (edited / "synth_machines.py").write_text(text.replace(body, body + "\n# edited\n"), encoding="utf-8")
+        (edited / "synth_machines.py").write_text(text.replace(body, body + f"\n{line}\n"), encoding="utf-8")
         cal.type_code_hash.cache_clear()
         return {m for m in MACHINE_TYPES if cal.type_code_hash(m, "2.0", str(edited)) != before[m]}
+
+    assert after_editing("fan", "# a comment, not code") == set()
 
     assert after_editing("valve") == {"valve"}  # no scene plays a valve
     assert after_editing("pump") >= {"pump", "valve", "fan", "gearbox"}  # valve's with_pump scene, line scenes

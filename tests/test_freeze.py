@@ -55,10 +55,28 @@ def test_a_frozen_version_passes_until_a_generator_file_changes(tmp_path):
     f = _frozen(tmp_path, {})
     f.write_text(json.dumps({"2.0": {"sha256": generator_fingerprint(f.parent)["sha256"], "report": "r.json"}}))
     require_calibrated(root, f)
+    synth_py = f.parent / "synth.py"
+    text = synth_py.read_text()
+    synth_py.write_text(text.replace('GENERATOR_VERSION = "1.2"', 'GENERATOR_VERSION = "2.0"  # the default now')
+                        .replace('"""', '"""Edited. ', 1) + "\n# a comment\n")
     knobs = f.parent / "synth_knobs.json"
-    knobs.write_text(knobs.read_text() + "\n")  # one byte more in the knobs
+    notes = json.loads(knobs.read_text())
+    knobs.write_text(json.dumps({**notes, "status": "calibrated"}, indent=3))
+    require_calibrated(root, f)  # docstrings, comments, the default version, notes and layout are not the generator
+    _edit_knob(knobs)
     with pytest.raises(ValueError, match="changed after version 2.0 was frozen"):
         require_calibrated(root, f)
+    _edit_knob(knobs, back=True)
+    require_calibrated(root, f)
+    synth_py.write_text(text.replace("0.999", "0.998"))  # what a clip holds: a new generator
+    with pytest.raises(ValueError, match="changed after version 2.0 was frozen"):
+        require_calibrated(root, f)
+
+
+def _edit_knob(knobs: Path, back: bool = False) -> None:
+    data = json.loads(knobs.read_text())
+    data["types"]["fan"]["sigma"] = data["types"]["fan"]["sigma"] * (1 / 1.5 if back else 1.5)
+    knobs.write_text(json.dumps(data))
 
 
 def test_a_malformed_record_is_named(tmp_path):
@@ -101,8 +119,7 @@ def test_freeze_lists_a_calibrated_version_once_and_never_overwrites_it(tmp_path
     assert entry["sha256"] == sha and entry["targets_met"] is False
     require_calibrated(root, frozen)  # now the method may run on it
     assert freeze(report, frozen) == entry  # the same files again: nothing changes
-    knobs = frozen.parent / "synth_knobs.json"
-    knobs.write_text(knobs.read_text() + "\n")
+    _edit_knob(frozen.parent / "synth_knobs.json")
     with pytest.raises(ValueError, match="is not that of the generator files"):
         freeze(report, frozen)  # the report no longer describes the files
     report.write_text(json.dumps({"generator": "2.0", "fingerprint": {"sha256": generator_fingerprint(frozen.parent)
