@@ -46,10 +46,9 @@ def prepare_data(data_root: str | Path | None = None, dataset: str = "synthetic"
     Book: chapter 1.
     """
     if dataset == "synthetic":
-        from . import synth
+        from .data import synthetic_set
 
-        root = Path(data_root) if data_root else default_cache() / f"synth_{scale}_seed{seed}"
-        return Path(synth.make_dataset(root, size=scale, seed=seed))
+        return synthetic_set(scale, seed, root=data_root or None, parent=default_cache())
     if dataset == "dcase2021":
         from . import download
         from .config import MACHINE_TYPES

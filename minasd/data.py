@@ -462,6 +462,30 @@ def protocol_frame(root: str | os.PathLike, machine_types: Iterable[str] | None 
     return df
 
 
+def synthetic_set(size: str, seed: int = 0, *, parent: str | os.PathLike | None = None,
+                  root: str | os.PathLike | None = None, generator: str | None = None, progress: bool = True) -> Path:
+    """A synthetic set (:mod:`minasd.synth`) of ``size`` and ``seed``, made or resumed unless finished.
+
+    Args:
+        parent: the folder to keep it in, as ``synth_<size>_seed<seed>`` (``..._g<version>`` for a
+            generator other than 1.2, so that sets of two versions never share a folder).
+        root: the set's own folder instead (``parent`` is then ignored).
+        generator: factory version; default :data:`minasd.config.SYNTH_GENERATOR`.
+
+    Returns:
+        The set's root.
+    """
+    from minasd.config import SYNTH_GENERATOR
+    from minasd.synth import make_dataset
+
+    gen = generator or SYNTH_GENERATOR
+    if root is None:
+        if parent is None:
+            raise ValueError("synthetic_set needs parent= or root=")
+        root = Path(parent) / (f"synth_{size}_seed{seed}" + ("" if gen == "1.2" else f"_g{gen}"))
+    return Path(make_dataset(root, size=size, seed=seed, progress=progress, generator=gen))
+
+
 # --- audio -------------------------------------------------------------------
 
 

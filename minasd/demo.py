@@ -235,12 +235,10 @@ def _data_root(args: argparse.Namespace, progress: bool) -> Path:
     """``--data``, or the synthetic set of ``--size`` and ``--seed`` under ``OUT/data`` (made when absent)."""
     if args.data is not None:
         return args.data
-    from . import synth
+    from .data import synthetic_set
 
-    root = args.out / "data" / f"synth_{args.size}_seed{args.seed}"
-    print(f"[demo] synthetic data ({args.size}, seed {args.seed}) -> {root}")
-    synth.make_dataset(root, size=args.size, seed=args.seed, progress=progress)
-    return root
+    print(f"[demo] synthetic data ({args.size}, seed {args.seed}) under {args.out / 'data'}")
+    return synthetic_set(args.size, args.seed, parent=args.out / "data", progress=progress)
 
 
 def _evaluate_or_reuse(run_dir: Path, machine: str, device: str, progress: bool) -> dict:

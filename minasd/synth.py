@@ -1366,14 +1366,17 @@ def read_labels(root: str | Path):
 
 def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``minasd synth`` (the lead wires them into minasd/cli.py)."""
+    from .config import SYNTH_GENERATOR
+
     parser.add_argument("--size", choices=list(SIZES), default="small", help="named size (default: small)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     parser.add_argument("--out", required=True, help="output root (DCASE layout is written under it)")
     parser.add_argument("--machine-types", nargs="+", default=None, choices=list(MACHINE_TYPES), metavar="TYPE",
                         help=f"subset of machine types (default: all of {', '.join(MACHINE_TYPES)})")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    parser.add_argument("--generator", choices=list(GENERATORS), default="1.2",
-                        help="generator version (default: 1.2; 2.0 is uncalibrated, see docs/factory_v2_design.md)")
+    parser.add_argument("--generator", choices=list(GENERATORS), default=SYNTH_GENERATOR,
+                        help=f"generator version (default: {SYNTH_GENERATOR}, config.SYNTH_GENERATOR; see "
+                             "docs/factory_v2_design.md for 2.0's calibration)")
     parser.add_argument("--sections", nargs="+", type=int, default=None, choices=list(SECTIONS), metavar="N",
                         help="subset of section numbers, e.g. --sections 0 1 2 (default: all six)")
     return parser
@@ -1382,7 +1385,9 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def run_synth(args: argparse.Namespace) -> int:
     """Run ``minasd synth`` from parsed arguments; prints what was written.  Returns 0."""
     t0 = time.time()
-    generator = getattr(args, "generator", "1.2")
+    from .config import SYNTH_GENERATOR
+
+    generator = getattr(args, "generator", None) or SYNTH_GENERATOR
     root = make_dataset(args.out, size=args.size, seed=args.seed, machine_types=args.machine_types, workers=args.workers,
                         generator=generator, sections=getattr(args, "sections", None))
     m = read_manifest(root)

@@ -490,3 +490,22 @@ def test_segments_numpy_and_torch():
     np.testing.assert_array_equal(batch[1], -batch[0])
     with pytest.raises(ValueError, match="segments need 32000 samples"):
         segments(np.zeros(100))
+
+
+def test_synthetic_set_names_its_folder_by_size_seed_and_a_newer_generator(tmp_path, monkeypatch):
+    from minasd import config, data, synth
+
+    made = []
+
+    def fake_make(root, size, seed, progress, generator):
+        made.append((Path(root).name, size, seed, generator))
+        return root
+
+    monkeypatch.setattr(synth, "make_dataset", fake_make)
+    assert data.synthetic_set("tiny", 3, parent=tmp_path, generator="1.2") == tmp_path / "synth_tiny_seed3"
+    assert data.synthetic_set("small", 0, parent=tmp_path, generator="2.0").name == "synth_small_seed0_g2.0"
+    assert data.synthetic_set("tiny", 0, root=tmp_path / "mine", parent=tmp_path).name == "mine"
+    assert made[-1][3] == config.SYNTH_GENERATOR  # the default generator
+    assert [m[0] for m in made] == ["synth_tiny_seed3", "synth_small_seed0_g2.0", "mine"]
+    with pytest.raises(ValueError, match="parent= or root="):
+        data.synthetic_set("tiny")

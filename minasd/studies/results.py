@@ -256,12 +256,10 @@ def _data_root(args: argparse.Namespace, work: Path) -> Path:
     """``--data``, or the synthetic set of ``--synth-size`` and ``--synth-seed``, made once under ``WORK/data``."""
     if args.data is not None:
         return Path(args.data)
-    from ..synth import make_dataset
+    from ..data import synthetic_set
 
-    root = work / "data" / f"synth_{args.synth_size}_seed{args.synth_seed}"
-    print(f"[results] synthetic data ({args.synth_size}, seed {args.synth_seed}) -> {root}")
-    make_dataset(root, size=args.synth_size, seed=args.synth_seed, progress=not args.quiet)
-    return root
+    print(f"[results] synthetic data ({args.synth_size}, seed {args.synth_seed}) under {work / 'data'}")
+    return synthetic_set(args.synth_size, args.synth_seed, parent=work / "data", progress=not args.quiet)
 
 
 def run_results(args: argparse.Namespace) -> int:
