@@ -702,12 +702,14 @@ def run_baseline(cfg: CalibConfig) -> dict:
 def saturation_jobs(cfg: CalibConfig, knobs: Mapping | None) -> list[Job]:
     """Every size for the first seed, every size but the largest for the others (design: seed 1 up to 250).
 
-    All sizes are views of one base set (the smallest named size holding the largest), so a
-    smaller size's clips are exactly the first ones of a larger size's.
+    Sizes up to the default's largest (500) are views of one base set (``sweep``), so a smaller
+    size's clips are exactly the first ones of a larger size's; a larger size has a base set of
+    its own (``full`` for 1,000), whose first clips are the same clips (every base size holds 100 +
+    100 test clips of 10 s and clip i of a section is the same in every size).
     """
     sizes, seeds = sorted(cfg.sizes), _seeds(cfg, "saturation")
-    size = cfg.data_size or base_size(sizes[-1])
-    return [_job(cfg, "saturation", m, s, n, knobs, data_size=size) for n in sizes for i, s in enumerate(seeds)
+    return [_job(cfg, "saturation", m, s, n, knobs, data_size=cfg.data_size or base_size(max(n, max(SIZES_DEFAULT))))
+            for n in sizes for i, s in enumerate(seeds)
             if i == 0 or n < sizes[-1] or len(sizes) == 1 for m in cfg.machine_types]
 
 

@@ -220,6 +220,24 @@ def test_search_corrects_at_n_star_when_the_offset_was_wrong(tmp_path, monkeypat
     assert found["sigma"] == min(found["trials_n_star"], key=lambda t: abs(t["miss"]))["sigma"]
 
 
+def test_saturation_sizes_up_to_500_share_one_base_set_and_1000_has_its_own():
+    cfg = cal.CalibConfig(machine_types=("fan",), sizes=(60, 250, 500, 1000), generator="1.2")
+    jobs = cal.saturation_jobs(cfg, None)
+    assert {(j.seed, j.n_train): j.data_size for j in jobs} == {
+        (0, 60): "sweep", (0, 250): "sweep", (0, 500): "sweep", (0, 1000): "full",
+        (1, 60): "sweep", (1, 250): "sweep", (1, 500): "sweep"}  # seed 1: all but the largest size
+
+
+def test_the_calibration_script_runs_the_stages_in_order_from_the_saturations_knobs():
+    text = (Path(cal.__file__).parents[1] / "benchmarks" / "run_calibration.sh").read_text()
+    stages = [line.split()[1] for line in text.splitlines() if line.startswith('"${CAL[@]}"')]
+    assert stages == ["saturation", "search", "check"]
+    store = Path(cal.__file__).parents[1] / "benchmarks" / "results" / "calibration"
+    start = json.loads((store / "knobs_saturation.json").read_text())
+    sat = json.loads((store / cal.SATURATION_NAME).read_text())
+    assert {m: cal.knob_hash(start, m) for m in sat["knob_hashes"]} == sat["knob_hashes"]
+
+
 def test_saturation_point_rule():
     sizes = [60, 120, 250, 500]
     rising = {"fan": {n: {0: 50 + n / 10} for n in sizes}}
