@@ -11,6 +11,7 @@
 # reads.  Freezing (`minasd calibrate freeze`) is left to a person who has read the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash ci/setup.sh
 STORE=benchmarks/results/calibration
 WORK=${CALIB_WORK:-out/calib}
 CAL=(.venv/bin/python -m minasd.cli calibrate)
