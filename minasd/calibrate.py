@@ -1140,7 +1140,7 @@ def run_check(cfg: CalibConfig) -> dict:
     log = json.loads(log_path.read_text(encoding="utf-8")) if log_path.is_file() else None
     sat_note = "not measured" if sat is None else ("given by --size" if cfg.size and cfg.size != sat["n_star"] else
                                                    "saturated" if sat["saturated"] else "the AE had not stopped rising")
-    meta = {"generator": cfg.generator, "fingerprint": generator_fingerprint(), "code": code_hash(),
+    meta = {"generator": cfg.generator, "fingerprint": generator_fingerprint(knobs_file=cfg.knobs), "code": code_hash(),
             "knobs_file": _shown(cfg.knobs),
             "knobs_sha256": sha256_file(cfg.knobs) if Path(cfg.knobs).is_file() else None,
             "n_star": n_star, "saturation_note": sat_note, "seeds": list(seeds), "epochs": cfg.ae_epochs,

@@ -340,18 +340,23 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def generator_fingerprint(folder: str | Path | None = None, names: Sequence[str] = GENERATOR_FILES) -> dict:
+def generator_fingerprint(folder: str | Path | None = None, names: Sequence[str] = GENERATOR_FILES,
+                          knobs_file: str | Path | None = None) -> dict:
     """A digest of each generator file that exists in ``folder`` (default: the package) and one over all.
 
     Each file's digest is :func:`file_digest`: what the code computes and the knob values, so an
     edit of a docstring, a comment, the default version or the command line is not a new generator.
+
+    Args:
+        knobs_file: read in place of the folder's ``synth_knobs.json`` (the knobs a calibration used).
 
     Returns:
         ``{"files": {name: hex}, "sha256": hex}``; the combined hash is the SHA-256 of the lines
         ``"<name> <hex>\\n"`` in the order of ``names``.
     """
     folder = FROZEN_FILE.parent if folder is None else Path(folder)
-    files = {n: file_digest(folder / n) for n in names if (folder / n).is_file()}
+    paths = {n: (Path(knobs_file) if knobs_file is not None and n == "synth_knobs.json" else folder / n) for n in names}
+    files = {n: file_digest(f) for n, f in paths.items() if f.is_file()}
     combined = hashlib.sha256("".join(f"{n} {h}\n" for n, h in files.items()).encode()).hexdigest()
     return {"files": files, "sha256": combined}
 

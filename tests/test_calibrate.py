@@ -399,3 +399,41 @@ def test_scene_machines_lists_every_type_a_scene_plays(machine, monkeypatch):
     for scene in {s["scene"] for s in models[machine].sections}:
         for j in range(4):
             synth_scenes.bank_clip(0, machine, scene, j, 1600, 1.0)
+
+
+def test_the_stages_run_end_to_end_on_generator_2_and_the_report_freezes(tmp_path):
+    """saturation -> search -> check -> freeze on tiny generator-2.0 valve sets (AE for 1 epoch): the
+    knobs the search writes are the ones the check uses, the report's fingerprint names them, and the
+    frozen record lets the method's gate pass a 2.0 set."""
+    from minasd import provenance
+
+    pkg = tmp_path / "pkg"  # the generator's files as a package would hold them after the search
+    pkg.mkdir()
+    for name in provenance.GENERATOR_FILES:
+        shutil.copy(provenance.FROZEN_FILE.parent / name, pkg / name)
+    start = tmp_path / "knobs_saturation.json"
+    shutil.copy(pkg / "synth_knobs.json", start)
+    cfg = cal.CalibConfig(work=tmp_path / "work", store=tmp_path / "store", machine_types=("valve",), sizes=(4, 8),
+                          jobs=1, ae_epochs=1, generator="2.0", knobs=start, knobs_out=pkg / "synth_knobs.json",
+                          report=tmp_path / "report.json", data_size="tiny", workers=1)
+    sat = cal.run_saturation(cfg)
+    assert sat["n_star"] in (4, 8) and set(sat["curve"]) == {"valve"}
+    found = cal.run_search(cfg)["valve"]
+    searched = json.loads((pkg / "synth_knobs.json").read_text())
+    assert searched["types"]["valve"]["sigma"] == pytest.approx(found["sigma"], rel=1e-3)
+    assert searched["types"]["valve"]["duty"] == json.loads(start.read_text())["types"]["valve"]["duty"]
+    report = cal.run_check(replace(cfg, knobs=pkg / "synth_knobs.json"))
+    row = next(r for r in report["types"] if r["machine"] == "valve")
+    assert report["n_star"] == sat["n_star"] and report["seeds"] == [0, 1, 2]
+    assert report["summary"]["types_missing"] == [m for m in MACHINE_TYPES if m != "valve"]
+    assert row["seeds"] == [0, 1, 2] and len(row["per_seed"]) == 3 and row["target"] == cal.TARGETS["valve"]
+    assert row["knobs_before"]["sigma"] == 1.0 and row["knobs"]["sigma"] == searched["types"]["valve"]["sigma"]
+    assert report["fingerprint"] == provenance.generator_fingerprint(pkg)
+    assert report["fingerprint"] != provenance.generator_fingerprint(knobs_file=start)  # the searched knobs count
+    entry = cal.freeze(cfg.report, pkg / "synth_frozen.json")
+    assert entry["sha256"] == report["fingerprint"]["sha256"]
+    root = tmp_path / "set"
+    root.mkdir()
+    (root / "minasd_synth.json").write_text(json.dumps({"generator_version": "2.0", "seed": 0, "size": "tiny",
+                                                        "machine_types": ["valve"]}))
+    provenance.require_calibrated(root, pkg / "synth_frozen.json")
