@@ -1095,6 +1095,37 @@ def report_markdown(report: Mapping) -> str:
     return "\n".join(lines)
 
 
+def store_view(store: str | Path = Path("benchmarks/results/calibration"), report: str | Path | None = REPORT_FILE) -> dict:
+    """What the calibration has measured so far, as tables (chapter 13).
+
+    Returns:
+        ``{"baseline": one row per finished generator-1.2 job (type, seed, AE AUC, its target, GMMs),
+        "curve": one row per (type, training clips, seed) of ``saturation.json`` (AE AUC),
+        "saturation": that file (n*, saturated, steps) or None, "report": the check's report or None}``;
+        AUCs in %; everything from the committed files, nothing computed again.
+    """
+    import pandas as pd
+
+    store = Path(store)
+    rows = []
+    for f in sorted((store / "jobs").glob("baseline_*.json")):
+        r = json.loads(f.read_text(encoding="utf-8"))
+        g = r["gmm"]
+        rows.append({"machine": r["job"]["machine"], "seed": r["job"]["seed"], "clips": r["job"]["n_train"],
+                     "AE AUC": r["ae"]["hmean_auc"], "target": TARGETS[r["job"]["machine"]],
+                     "max-GMM": g["max_gmm"]["hmean_auc"], "mean-GMM": g["mean_gmm"]["hmean_auc"],
+                     "max - mean": g["max_minus_mean"], "sign target": {1: "+", -1: "-"}.get(
+                         SIGN_TARGETS.get(r["job"]["machine"]), "")})
+    baseline = pd.DataFrame(rows)
+    sat = read_saturation(store)
+    curve = pd.DataFrame([{"machine": m, "clips": n, "seed": seed, "AE AUC": v}
+                          for m, by_n in (sat or {}).get("curve", {}).items() for n, by_s in by_n.items()
+                          for seed, v in by_s.items()], columns=["machine", "clips", "seed", "AE AUC"])
+    rep = Path(report) if report is not None else None
+    return {"baseline": baseline, "curve": curve, "saturation": sat,
+            "report": json.loads(rep.read_text(encoding="utf-8")) if rep is not None and rep.is_file() else None}
+
+
 def _shown(path: Path) -> str:
     """A path as the report shows it: relative to the current folder when it lies inside it."""
     path = Path(path)
@@ -1264,7 +1295,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["TARGETS", "SIGN_TARGETS", "Job", "CalibConfig", "generator_fingerprint", "type_knobs", "knob_hash",
+__all__ = ["store_view", "TARGETS", "SIGN_TARGETS", "Job", "CalibConfig", "generator_fingerprint", "type_knobs", "knob_hash",
            "with_sigma", "make_view", "ensure_data", "store_of", "measure", "gmm_pair", "run_job", "run_jobs",
            "saturation_point", "bisect_sigma", "build_report", "report_markdown", "run_baseline", "run_saturation",
            "run_search", "run_check", "freeze", "add_calibrate_arguments", "run_calibrate"]

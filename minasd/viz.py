@@ -658,3 +658,36 @@ def plot_controlled(table, *, caption: str, machine: str) -> Figure:
     ax.set(xlabel="AUC, sections 03-05 [%]", title="by anomaly class")
     ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def plot_saturation(curve, targets: Mapping[str, float], *, caption: str, n_star: int | None = None) -> Figure:
+    """AE AUC over training clips per section, one line per machine type (mean over the seeds measured
+    at each size, the seeds as dots), each type's real-data target as a short dash at the right.
+
+    Args:
+        curve: rows ``machine, clips, seed, AE AUC`` (:func:`minasd.calibrate.store_view`).
+        targets: per type, the real-data number the calibration aims at.
+        n_star: the size chosen for the calibration (a vertical line), if any.
+    """
+    fig, axes = _figure(caption, width=7.0, height=4.4)
+    ax = axes[0, 0]
+    colours = {}
+    for machine, part in curve.groupby("machine", sort=False):
+        mean = part.groupby("clips")["AE AUC"].mean().sort_index()
+        (line,) = ax.plot(mean.index, mean.values, marker="o", ms=3, label=machine)
+        colours[machine] = line.get_color()
+        ax.scatter(part["clips"], part["AE AUC"], s=8, color=line.get_color(), alpha=0.45)
+    right = float(curve["clips"].max()) if len(curve) else 1.0
+    for machine, target in targets.items():
+        if machine in colours:
+            ax.plot([right * 1.08, right * 1.25], [target, target], color=colours[machine], lw=2.5)
+    if n_star:
+        ax.axvline(n_star, color="0.5", ls=":", lw=1)
+    ax.set_xscale("log")
+    sizes = sorted({int(n) for n in curve["clips"]})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training clips per section (log scale); dashes at the right: real-data targets")
+    ax.set_ylabel("AE AUC, hmean over sections 00-02 [%]")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
