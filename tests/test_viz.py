@@ -180,3 +180,29 @@ def test_plot_windows():
     assert fig.axes[-1].get_xlim() == pytest.approx((0, 4.0))
     with pytest.raises(ValueError, match="outside"):
         viz.plot_windows(40, {"bad": [30]}, 20, caption=CAP)
+
+
+def test_plot_saturation_draws_a_mean_line_per_type_and_its_target():
+    import pandas as pd
+
+    curve = pd.DataFrame({"machine": ["fan"] * 3 + ["valve"] * 2, "clips": [60, 60, 500, 60, 500],
+                          "seed": [0, 1, 0, 0, 0], "AE AUC": [60.0, 64.0, 70.0, 55.0, 58.0]})
+    fig = viz.plot_saturation(curve, {"fan": 67.2, "valve": 54.4, "pump": 70.9}, caption=CAP, n_star=500)
+    _check(fig, 1)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert list(lines["fan"].get_ydata()) == [62.0, 70.0]  # the mean over seeds at each size
+    targets = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("_") and len(line.get_ydata()) == 2
+               and line.get_ydata()[0] == line.get_ydata()[1]]
+    assert sorted(t.get_ydata()[0] for t in targets) == [54.4, 67.2]  # no dash for a type not measured
+
+
+def test_the_committed_calibration_store_reads_as_tables():
+    from minasd import calibrate
+    from minasd.config import MACHINE_TYPES
+
+    from pathlib import Path
+
+    view = calibrate.store_view(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "calibration")
+    assert sorted(view["baseline"]["machine"]) == sorted(MACHINE_TYPES)
+    assert set(view["curve"]["machine"]) == set(MACHINE_TYPES) and view["saturation"]["n_star"] in set(view["curve"]["clips"])
+    assert (view["baseline"]["target"] == view["baseline"]["machine"].map(calibrate.TARGETS)).all()
