@@ -1,6 +1,8 @@
 """The paper's published numbers (``minasd.paper``), typed in: checks that catch a typing slip."""
 from __future__ import annotations
 
+import pytest
+
 from minasd import paper
 from minasd.config import MACHINE_TYPES
 from minasd.studies.experiment import TABLE3_VARIANTS
@@ -34,3 +36,13 @@ def test_table3_rows_name_every_table3_variant():
 def test_label_names_the_source_and_the_data():
     assert paper.label("II") == f"Kuroyanagi et al. (EUSIPCO 2022), Table II. Data: {paper.DATA}"
     assert "real DCASE 2021" in paper.DATA
+
+
+def test_rank_agreement_is_one_for_the_papers_own_order_and_uses_every_type():
+    from minasd.config import MACHINE_TYPES
+
+    same = paper.rank_agreement({m: float(paper.table2().loc["Proposed method", m]) for m in MACHINE_TYPES})
+    assert same["rho"] == pytest.approx(1.0) and same["p_one_sided"] == pytest.approx(1 / 5040)
+    flipped = paper.rank_agreement({m: -float(paper.table2().loc["Proposed method", m]) for m in MACHINE_TYPES})
+    assert flipped["rho"] == pytest.approx(-1.0) and flipped["p_one_sided"] == pytest.approx(1.0)
+    assert paper.rank_agreement({"fan": 1.0, "pump": float("nan")})["rho"] is None  # fewer than 3 types
