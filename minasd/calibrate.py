@@ -796,8 +796,11 @@ def run_saturation(cfg: CalibConfig) -> dict:
     found = finished_jobs(cfg, "saturation", MACHINE_TYPES, knobs)
     sizes = sorted(set(cfg.sizes) | {int(r["job"]["n_train"]) for r in found.values()})
     curve = _curve(found)
-    point = saturation_point(curve, sizes)
+    # n* only from sizes every type was measured at: a mean gain over some of the types is not the rule's
+    complete = [n for n in sizes if curve and all(by_n.get(n) for by_n in curve.values())]
+    point = saturation_point(curve, complete or sizes)
     summary = {"generator": cfg.generator, "code": code_hash(), "epochs": cfg.ae_epochs, "sizes": sizes,
+               "incomplete_sizes": [n for n in sizes if n not in complete],
                "seeds": list(_seeds(cfg, "saturation")),
                "type_codes": {m: type_code_hash(m, cfg.generator) for m in curve},
                "knob_hashes": {m: knob_hash(knobs, m) for m in curve},

@@ -92,6 +92,26 @@ def test_the_saturation_view_holds_every_finished_size_of_the_store(sat, monkeyp
     one = cal.run_saturation(replace(cfg, sizes=(8,)))
     assert one["sizes"] == [4, 8] and one["curve"] == summary["curve"] and one["n_small"] == 4
     assert one["type_codes"] == {"valve": cal.type_code_hash("valve", "1.2")}
+    assert one["incomplete_sizes"] == []
+
+
+def test_n_star_comes_only_from_sizes_every_type_was_measured_at(tmp_path, monkeypatch):
+    # fan was not measured at 500; pump alone looks flat from 250 to 500, but fan was still rising
+    curve = {"fan": {60: 55.0, 120: 60.0, 250: 65.0}, "pump": {60: 70.0, 120: 72.0, 250: 75.0, 500: 75.2}}
+    cfg = cal.CalibConfig(work=tmp_path, machine_types=("fan",), seeds=(0,), sizes=(60,), jobs=1, generator="1.2",
+                          knobs=tmp_path / "no_knobs.json")
+    for m, by_n in curve.items():
+        for n, auc in by_n.items():
+            job = cal._job(cfg, "saturation", m, 0, n, None, data_size="sweep")
+            job.path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+            job.path(tmp_path).write_text(json.dumps({"key": job.key, "job": {"machine": m, "n_train": n, "seed": 0},
+                                                      "ae": {"hmean_auc": auc}}))
+    monkeypatch.setattr(cal, "measure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran a job")))
+    summary = cal.run_saturation(cfg)
+    assert summary["sizes"] == [60, 120, 250, 500] and summary["incomplete_sizes"] == [500]
+    assert summary["n_star"] == 250 and summary["saturated"] is False
+    assert cal.saturation_point({m: {n: {0: v} for n, v in by_n.items()} for m, by_n in curve.items()},
+                                [60, 120, 250, 500])["saturated"] is True  # what the rule would say on all sizes
 
 
 def test_a_view_is_an_exact_subset_that_index_reads(sat):
