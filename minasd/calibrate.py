@@ -562,6 +562,37 @@ def measure(root: str | Path, machine: str, seed: int, epochs: int = 100, device
     return {**out, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
 
 
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def job_machine(device: str) -> dict:
+    """Where a job ran: platform, cores, the device's name and the versions that compute its numbers.
+
+    A job's key names what it measures, not where: a finished job counts whichever machine ran it
+    (the AE's arithmetic differs between devices in the last bits, as between seeds' orders of
+    summation), and this record says which one did.
+    """
+    import platform
+
+    import scipy
+    import sklearn
+    import torch
+
+    from .studies.jobs import machine_info
+
+    dev = torch.device(device)
+    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu or dev.type
+    return {**machine_info(device), "device_name": name, "cpu": cpu, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
+            "torch": torch.__version__}
+
+
 def run_job(job: Job, work: str | Path, workers: int | None = None, drop_data: bool = False,
             store: str | Path | None = None) -> dict:
     """Measure ``job`` and write its JSON (atomically) under ``store`` (default ``work``); a finished job
@@ -582,7 +613,7 @@ def run_job(job: Job, work: str | Path, workers: int | None = None, drop_data: b
               "knobs_effective": (synth.read_manifest(root).get("knobs") or {}).get(job.machine),
               "data": os.path.relpath(root, work), "data_s": data_s, "synthetic": True, "note": synth.SYNTH_NOTE,
               **measure(root, job.machine, job.seed, job.epochs, job.device),
-              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "machine": job_machine(job.device), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     atomic_write_json(path, result)
     if drop_data:
         with folder_lock(_lock(job, work)):

@@ -15,6 +15,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minasd import calibrate as cal
@@ -48,6 +49,9 @@ def test_saturation_writes_one_job_file_per_size_and_a_rerun_skips_them(sat, mon
         assert r["key"] == job.key and r["job"]["n_train"] == n and r["synthetic"] is True
         assert sorted(r["ae"]["sections"]) == ["00", "01", "02"]  # sections 00-02 only
         assert 0 < r["ae"]["hmean_auc"] <= 100 and r["cpu_s"] > 0 and r["wall_s"] > 0
+        # where it ran: the job's device and the versions that computed it
+        assert r["machine"]["device"] == "cpu" and r["machine"]["device_name"]
+        assert r["machine"]["numpy"] == np.__version__ and r["machine"]["cpu_count"] >= 1
         assert math.isclose(r["gmm"]["max_minus_mean"], r["gmm"]["max_gmm"]["hmean_auc"]
                             - r["gmm"]["mean_gmm"]["hmean_auc"])
         assert summary["curve"]["valve"][str(n)]["0"] == r["ae"]["hmean_auc"]
