@@ -698,10 +698,13 @@ def evaluate_run(run_dir: str | Path, data_root: str | Path | None = None, inlie
     if (out / RESULTS_FILE).exists() and not overwrite:
         raise FileExistsError(f"{out / RESULTS_FILE} exists: {run_dir} is already evaluated; pass overwrite=True "
                               "(--overwrite) to replace its results")
+    given = inlier is not None or p is not None
     kind, p, agg, run_sections, secs = _evaluation_settings(run_dir, inlier, p, aggregation, sections)
-    # p is resolved by now, so "source" reads "argument" also for Table I's p (kept as results.json has it)
-    h = {"kind": kind, "p": p, "aggregation": agg, "seed": seed,
-         "source": "argument" if (inlier or p is not None) else "table1"}
+    # source: who chose h ("argument": the caller, e.g. the experiment's selection on sections 00-02;
+    # "table1": the run's Table I setting); table1: whether (kind, p) is Table I's, however chosen
+    hp = json.loads(run_paths(run_dir).run_json.read_text()).get("hparams", {})
+    h = {"kind": kind, "p": p, "aggregation": agg, "seed": seed, "source": "argument" if given else "table1",
+         "table1": (kind, p) == (hp.get("inlier"), None if hp.get("p") is None else int(hp["p"]))}
 
     embs = load_embeddings(run_dir, data_root, device=device, which=which, progress=progress, target=True)
     machine = embs.meta["machine_type"]

@@ -210,7 +210,7 @@ def data_caption(data: Mapping, form: str = "label", counts: str = "", flag_inco
         form: ``"short"``, ``"line"``, ``"table"``, ``"label"`` or ``"summary"``.
         counts: the ``"summary"`` form's clip counts of the set's size (``": 60 training clips ..."``).
         flag_incomplete: the ``"label"`` form says ``INCOMPLETE set`` for an interrupted set
-            (:func:`data_label` does; :func:`results_label` has never done so).
+            (:func:`data_label` and :func:`results_label` do).
 
     >>> data_caption({"synthetic": True, "generator_version": "1.2", "size": "tiny", "seed": 5, "finished": False})
     'SYNTHETIC data (minasd.synth v1.2, size tiny, seed 5, INCOMPLETE set; not DCASE)'
@@ -273,7 +273,7 @@ def results_label(loaded: dict, machine: str | None = None) -> str:
     Book: chapters 4-9.
     """
     prov = loaded["manifest"]["provenance"]
-    what = data_caption(prov.get("data", {}), "label", flag_incomplete=False)
+    what = data_caption(prov.get("data", {}), "label")
     overrides = prov.get("config", {}).get("train_overrides", {})
     backbone = backbone_label(overrides.get("backbone"))
     profile = f"profile {overrides['profile']}; " if overrides.get("profile") else ""

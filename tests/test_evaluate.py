@@ -68,7 +68,7 @@ def test_writes_every_file_with_valid_metrics(evaluated):
         roc = res["roc"]["h"][f"{r['section']:02d}"]
         assert roc["fpr"][0] == 0.0 and roc["tpr"][-1] == 1.0 and np.all(np.diff(roc["fpr"]) >= 0)
     assert res["inlier"] == {"kind": "gmm", "p": 2, "aggregation": "mean_above_median", "seed": 0,
-                             "source": "argument"}
+                             "source": "argument", "table1": False}  # Table I's fan p is 16
     prov = res["provenance"]
     assert prov["data"]["synthetic"] is True and prov["data"]["size"] == "tiny" and prov["data"]["seed"] == 0
     assert prov["epochs_trained"] == 1 and prov["checkpoint"] == {"which": "best", "epoch": 1}
@@ -381,3 +381,17 @@ def test_embedding_cache_is_invalidated_by_everything_it_depends_on(evaluated, t
     embs, got = load(other)
     assert got == both and embs.checkpoint_sha256 == sha256_file(ck_path)
     assert load(other)[1] == []  # and then reused again
+
+
+def test_inlier_source_says_who_chose_h_and_whether_it_is_table_1s(evaluated, tmp_path):
+    """No argument: "table1"; an argument equal to Table I's setting: "argument", table1 True."""
+    run = _copy(evaluated, tmp_path)
+    meta = json.loads((run / "run.json").read_text())
+    meta["hparams"]["p"] = 2  # a Table I p that the tiny set can fit
+    (run / "run.json").write_text(json.dumps(meta))
+    res = evaluate_run(run, device="cpu", progress=False)
+    assert (res["inlier"]["kind"], res["inlier"]["p"], res["inlier"]["source"], res["inlier"]["table1"]) == (
+        meta["hparams"]["inlier"], 2, "table1", True)
+    res = evaluate_run(run, inlier=meta["hparams"]["inlier"], p=2, device="cpu", overwrite=True, progress=False)
+    assert (res["inlier"]["source"], res["inlier"]["table1"]) == ("argument", True)
+

@@ -176,8 +176,10 @@ def test_results_label_names_data_epochs_backbone_and_device():
     assert results_label(loaded) == (
         "SYNTHETIC data (minasd.synth v1.2, size tiny, seed 5; not DCASE); epochs 4; "
         f"backbone {STAND_IN}, a CPU stand-in, not the paper's EfficientNet-B0; device NVIDIA H100")
-    # results never flagged an interrupted set (their data note says so); kept as it was
-    assert results_label(_loaded(dict(SYNTH_DATA, finished=False), {})).startswith(data_caption(SYNTH_DATA) + ";")
+    # results on an interrupted set say so in the caption too (every committed result's set is finished)
+    interrupted = dict(SYNTH_DATA, finished=False)
+    assert results_label(_loaded(interrupted, {})).startswith(
+        "SYNTHETIC data (minasd.synth v1.2, size tiny, seed 5, INCOMPLETE set; not DCASE);")
 
 
 def test_results_label_of_real_data_and_the_papers_backbone():
