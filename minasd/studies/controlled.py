@@ -440,8 +440,9 @@ def _param_values(v) -> np.ndarray | None:
     return a.ravel()
 
 
-def section_param_distance(machine: str, sections: Sequence[int]) -> dict:
-    """How far apart the synthetic factory makes a type's sections (:func:`minasd.synth.section_params`).
+def section_param_distance(machine: str, sections: Sequence[int], generator: str | None = None) -> dict:
+    """How far apart the synthetic factory (``generator``; None: the package's) makes a type's sections
+    (:func:`minasd.synth_info.section_params`).
 
     For a pair of sections and a numeric parameter, the relative difference is
     ``max |a - b| / max(|a|, |b|)`` over its entries (1 when the shapes differ, e.g. a
@@ -453,13 +454,13 @@ def section_param_distance(machine: str, sections: Sequence[int]) -> dict:
         ``nearest`` (the closest pair), ``ranges`` (scalar parameters: ``(max - min) / mean``
         over the sections).
 
-    >>> d = section_param_distance("fan", [0, 1, 2])
+    >>> d = section_param_distance("fan", [0, 1, 2], "1.2")
     >>> d["nearest"]["pair"], round(d["pairs"]["00-01"]["differing"]["f_rot"], 3)
     ('00-01', 0.04)
     """
-    from ..synth import section_params
+    from ..synth_info import section_params
 
-    params = {s: section_params(machine, s) for s in sections}
+    params = {s: section_params(machine, s, generator) for s in sections}
     pairs = {}
     for i, a in enumerate(sections):
         for b in sections[i + 1:]:
@@ -548,10 +549,11 @@ def section_distance_part(ctx: Context, machine: str) -> dict:
     emb = embedding_section_accuracy(embs.test.emb[normal].mean(axis=1), embs.test.sections[normal])
     detail = {"embedding": emb}
     secs = sorted(int(s) for s in np.unique(embs.test.sections))
-    if find_synth_manifest(ctx.root) is not None:
-        try:
-            detail["params"] = section_param_distance(machine, secs)
-        except (KeyError, IndexError) as err:  # a type or section the factory does not make
+    manifest = find_synth_manifest(ctx.root)
+    if manifest is not None:
+        try:  # the generator that made the data (sets made before versions were recorded: 1.2)
+            detail["params"] = section_param_distance(machine, secs, manifest.get("generator_version", "1.2"))
+        except (KeyError, IndexError, ValueError) as err:  # a type or section the factory does not make
             detail["params"] = {"note": f"no generation parameters: {err}"}
     part["detail"] = detail
     return part
