@@ -85,3 +85,19 @@ def test_bench_systems_runs_every_system_at_toy_size(tmp_path, keep_threads):
     for name in ("gmm_meanstd", "ae_dcase2021", "twfr_gmm"):
         assert f"fan        {name}" in text
     assert "synthetic size 'tiny'" in text
+
+
+def test_bench_synth_times_both_generators_on_the_same_clips_and_writes_its_report(tmp_path):
+    bench_synth = _load("bench_synth")
+    out = tmp_path / "synth.txt"
+    bench_synth.main(["--size", "tiny", "--machine-types", "valve", "--sections", "0", "--repeats", "2",
+                      "--tmp", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("valve"))
+    from minasd.synth import SIZES
+
+    tiny = SIZES["tiny"]  # one section's clips, the same count for both versions
+    assert int(row.split()[1]) == tiny.n_train + tiny.n_test_normal + tiny.n_test_anomaly
+    for needle in ("2.0/1.2 s per clip", "all types: 1.2", "commit", "not DCASE"):
+        assert needle in text
+    assert not [p for p in tmp_path.iterdir() if p != out]  # no set is kept
