@@ -677,12 +677,41 @@ def run_tasks(cfg: CalibConfig, tasks: Mapping[str, tuple[Callable, tuple]]) -> 
     return results
 
 
+def same_measurement(job: Job, store: str | Path) -> Path | None:
+    """A finished job of another stage in ``store`` that measured exactly what ``job`` measures.
+
+    Its key differs from ``job``'s in the stage alone: same type, seed, training size, base set,
+    generator, code, knobs and epochs, so the same data and the same seeded fits (the check's
+    seed-0 job at n* is, for example, the search's last trial where the search kept that value).
+    """
+    suffix = job.key[len(job.stage):]
+    for stage in STAGES:
+        path = Path(store) / "jobs" / f"{stage}{suffix}.json"
+        if stage != job.stage and path.is_file():
+            return path
+    return None
+
+
+def reuse_measurement(job: Job, source: Path, store: str | Path) -> dict:
+    """Write ``job``'s result as a copy of the finished job at ``source`` (marked ``reused_from``)."""
+    result = json.loads(source.read_text(encoding="utf-8"))
+    result.update(key=job.key, job=asdict(job), reused_from=source.stem)
+    atomic_write_json(job.path(store), result)
+    return result
+
+
 def run_jobs(cfg: CalibConfig, jobs: Sequence[Job]) -> dict[str, dict]:
-    """Every job's result by key: finished ones read back, the others run (:func:`run_tasks`)."""
+    """Every job's result by key: finished ones read back, one that another stage already measured
+    copied from it (:func:`same_measurement`), the others run (:func:`run_tasks`)."""
     work, store = Path(cfg.work), store_of(cfg)
     unique = {j.key: j for j in jobs}
     done = {k: json.loads(j.path(store).read_text(encoding="utf-8")) for k, j in unique.items()
             if j.path(store).is_file()}
+    for k, j in unique.items():
+        source = None if k in done else same_measurement(j, store)
+        if source is not None:
+            done[k] = reuse_measurement(j, source, store)
+            print(f"calibrate: {k} is the measurement {source.stem} (reused)", flush=True)
     todo = {k: j for k, j in unique.items() if k not in done}
     print(f"calibrate: {len(unique)} job(s), {len(done)} finished before, {len(todo)} to run", flush=True)
     workers = _gen_workers(cfg, len(todo))

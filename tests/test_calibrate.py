@@ -67,6 +67,30 @@ def test_saturation_writes_one_job_file_per_size_and_a_rerun_skips_them(sat, mon
     assert {n: j.path(cfg.work).stat().st_mtime_ns for n, j in jobs.items()} == stamps
 
 
+def test_a_measurement_another_stage_made_is_reused_not_rerun(sat, tmp_path, monkeypatch):
+    """A check job equal to a finished saturation job but for the stage: copied, marked, not measured."""
+    cfg, _ = sat
+    store = tmp_path / "store"
+    shutil.copytree(Path(cfg.work) / "jobs", store / "jobs")
+    done = _jobs(cfg)[8]
+    check = replace(done, stage="check")
+    other_seed = replace(done, stage="check", seed=1)
+    assert cal.same_measurement(check, store) == done.path(store)
+    assert cal.same_measurement(other_seed, store) is None  # another seed is another measurement
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a measurement another stage made was run again")
+
+    monkeypatch.setattr(cal, "run_tasks", lambda cfg, tasks: {k: boom() for k in tasks})
+    out = cal.run_jobs(replace(cfg, store=store), [check])
+    source = json.loads(done.path(store).read_text())
+    r = out[check.key]
+    assert r["reused_from"] == done.key and r["key"] == check.key and r["job"]["stage"] == "check"
+    assert r["ae"] == source["ae"] and r["gmm"] == source["gmm"]
+    assert json.loads(check.path(store).read_text()) == r  # written under its own key
+    assert "reused_from" not in source  # the source is untouched
+
+
 def test_a_store_carries_finished_jobs_to_a_fresh_work_folder(sat, tmp_path, monkeypatch):
     """Job results copied into --store (as a commit carries them to the next session) are not run again,
     and the stage's summary is written there, not under the new, empty --work."""
