@@ -861,7 +861,7 @@ def run_saturation(cfg: CalibConfig) -> dict:
     point = saturation_point(curve, complete or sizes)
     summary = {"generator": cfg.generator, "code": code_hash(), "epochs": cfg.ae_epochs, "sizes": sizes,
                "incomplete_sizes": [n for n in sizes if n not in complete],
-               "seeds": list(_seeds(cfg, "saturation")),
+               "seeds": sorted({int(seed) for by_n in curve.values() for by_s in by_n.values() for seed in by_s}),
                "type_codes": {m: type_code_hash(m, cfg.generator) for m in curve},
                "knob_hashes": {m: knob_hash(knobs, m) for m in curve},
                "curve": {m: {str(n): {str(s): v for s, v in by_s.items()} for n, by_s in by_n.items()}

@@ -137,6 +137,11 @@ def test_n_star_comes_only_from_sizes_every_type_was_measured_at(tmp_path, monke
     monkeypatch.setattr(cal, "measure", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran a job")))
     summary = cal.run_saturation(cfg)
     assert summary["sizes"] == [60, 120, 250, 500] and summary["incomplete_sizes"] == [500]
+    seed1 = cal._job(cfg, "saturation", "fan", 1, 60, None, data_size="sweep")
+    seed1.path(tmp_path).write_text(json.dumps({"key": seed1.key, "job": {"machine": "fan", "n_train": 60, "seed": 1},
+                                                "ae": {"hmean_auc": 56.0}}))
+    # the seeds are those of the store's jobs, not of the command that wrote the view (--seeds 0)
+    assert cal.run_saturation(cfg)["seeds"] == [0, 1]
     assert summary["n_star"] == 250 and summary["saturated"] is False
     assert cal.saturation_point({m: {n: {0: v} for n, v in by_n.items()} for m, by_n in curve.items()},
                                 [60, 120, 250, 500])["saturated"] is True  # what the rule would say on all sizes
