@@ -327,3 +327,14 @@ def test_twfr_choices_ae_decisions_and_the_cost_table_read_the_type_records():
     assert book.kept_note({1: runs[1]}) == ""
     empty = {0: {"manifest": {"machine_types": ["fan"]}, "types": {"fan": {"variants": {}}}}}
     assert book.twfr_choices(empty).empty and book.ae_decisions(empty[0]).empty and book.cost_table(empty).empty
+
+
+def test_every_chapter_that_shows_a_figure_turns_on_the_inline_backend():
+    """``display(fig)`` of a matplotlib Figure renders as an image only with the inline backend on;
+    without it the executed chapter shows the text ``<Figure size ...>`` (chapter 13 once did)."""
+    root = Path(__file__).resolve().parents[1] / "book"
+    for path in sorted(root.glob("ch*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]
+                         if c["cell_type"] == "code")
+        if "viz.plot_" in code or "display(fig" in code or "plt." in code:
+            assert "%matplotlib inline" in code, f"{path.name} draws figures without %matplotlib inline"
