@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from minasd import baseline, synth  # noqa: E402
-from minasd.config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES  # noqa: E402
+from minasd.config import DEV_SECTIONS, EVAL_SECTIONS, MACHINE_TYPES, SYNTH_GENERATOR  # noqa: E402
 from minasd.io_utils import atomic_write_json, atomic_write_text, git_commit  # noqa: E402
 from minasd.metrics import section_table  # noqa: E402
 
@@ -81,7 +81,8 @@ def _du(path: Path) -> int:
 
 def _generate(root: Path, size: str, seed: int, workers: int | None, report: Path | None, command: str) -> str:
     t0 = time.time()
-    synth.make_dataset(root, size=size, seed=seed, workers=workers)
+    # the factory version every synthetic set of the book follows (config.SYNTH_GENERATOR), not make_dataset's own default
+    synth.make_dataset(root, size=size, seed=seed, workers=workers, generator=SYNTH_GENERATOR)
     wall = time.time() - t0
     man = synth.read_manifest(root)
     written = man["last_run"]["written"]
@@ -91,7 +92,7 @@ def _generate(root: Path, size: str, seed: int, workers: int | None, report: Pat
         f"command: {command}\n"
         f"date: {dt.datetime.now().isoformat(timespec='seconds')}\n"
         f"commit: {git_commit(REPO)}\n"
-        f"root: {shown_path(root)}\nsize: {size}  seed: {seed}  generator_version: {synth.GENERATOR_VERSION}\n"
+        f"root: {shown_path(root)}\nsize: {size}  seed: {seed}  generator_version: {man.get('generator_version')}\n"
         f"clips in set: {man['n_clips']}  clips written by this invocation: {written} "
         "(the rest existed from an earlier, interrupted run)\n"
         f"wall time of this invocation: {wall:.0f} s  ({written / max(wall, 1e-9):.1f} clips/s)\n"
