@@ -61,3 +61,36 @@ def test_the_controlled_studys_section_distance_reads_the_datas_generator():
         assert all("scene" not in p["differing"] for p in new["pairs"].values())
         assert ("serials" in new["pairs"]["00-01"]["differing"]) == (m == "pump")
         assert all("serials" not in p["differing"] for p in old["pairs"].values())
+
+
+@pytest.mark.parametrize("version", ["1.2", "2.0"])
+def test_the_anomaly_table_lists_every_kind_once(version):
+    rows = synth_info.anomaly_table(version)
+    kinds = synth.anomaly_kinds(generator=version)
+    assert [(r["machine type"], r["anomaly"]) for r in rows] == [(m, k.name) for m, ks in kinds.items() for k in ks]
+    assert {"class" if version == "1.2" else "character"} <= set(rows[0])
+
+
+def test_the_examples_are_subtle_and_gross_in_their_generator():
+    from minasd.synth_machines import LEVEL_CLASS, LEVEL_RANGES
+
+    for m in config.MACHINE_TYPES:
+        old = {k.name: k.severity for k in synth.anomaly_kinds(m, generator="1.2")}
+        (_, sub, _), (_, gro, _) = synth_info.example_anomalies(m, "1.2")
+        assert (old[sub], old[gro]) == ("subtle", "gross")
+        classes = []
+        for _, kind, severity in synth_info.example_anomalies(m, "2.0"):
+            assert kind in {k.name for k in synth.anomaly_kinds(m, generator="2.0")}
+            level = next(lv for lv, (lo, hi) in LEVEL_RANGES.items() if lo <= severity <= hi)
+            classes.append(LEVEL_CLASS[level])
+        assert classes == ["subtle", "gross"]
+
+
+def test_gross_anomalies_follow_the_generator(monkeypatch):
+    assert [k for k, _ in synth_info.gross_anomalies("valve", "1.2")] == [
+        k.name for k in synth.anomaly_kinds("valve", generator="1.2") if k.severity == "gross"]
+    assert [k for k, _ in synth_info.gross_anomalies("valve", "2.0")] == [
+        k.name for k in synth.anomaly_kinds("valve", generator="2.0")]
+    monkeypatch.setattr(synth_info, "SYNTH_GENERATOR", "2.0")
+    assert synth_info.gross_anomalies("fan") == synth_info.gross_anomalies("fan", "2.0")
+    assert synth_info.anomaly_table() == synth_info.anomaly_table("2.0")
