@@ -1164,7 +1164,10 @@ def store_view(store: str | Path = Path("benchmarks/results/calibration"), repor
     Returns:
         ``{"baseline": one row per finished generator-1.2 job (type, seed, AE AUC, its target, GMMs),
         "curve": one row per (type, training clips, seed) of ``saturation.json`` (AE AUC),
-        "saturation": that file (n*, saturated, steps) or None, "report": the check's report or None}``;
+        "saturation": that file (n*, saturated, steps) or None, "search": one row per finished
+        search trial (type, seed, training clips, fault scale ``sigma``, AE AUC, the target, the
+        goal at that size: the target minus the saturation's offset for the smallest size, the
+        target itself at n*; max - mean GMM), "report": the check's report or None}``;
         AUCs in %; everything from the committed files, nothing computed again.
     """
     import pandas as pd
@@ -1184,9 +1187,35 @@ def store_view(store: str | Path = Path("benchmarks/results/calibration"), repor
     curve = pd.DataFrame([{"machine": m, "clips": n, "seed": seed, "AE AUC": v}
                           for m, by_n in (sat or {}).get("curve", {}).items() for n, by_s in by_n.items()
                           for seed, v in by_s.items()], columns=["machine", "clips", "seed", "AE AUC"])
+    search = _search_rows(store, sat)
     rep = Path(report) if report is not None else None
-    return {"baseline": baseline, "curve": curve, "saturation": sat,
+    return {"baseline": baseline, "curve": curve, "saturation": sat, "search": search,
             "report": json.loads(rep.read_text(encoding="utf-8")) if rep is not None and rep.is_file() else None}
+
+
+def _search_rows(store: Path, sat: Mapping | None):
+    """The search trials of the store as a table (:func:`store_view`), in the order they were run per type."""
+    import pandas as pd
+
+    cols = ["machine", "seed", "clips", "sigma", "AE AUC", "target", "goal", "max - mean", "finished"]
+    rows = []
+    for f in sorted((store / "jobs").glob("search_*.json")):
+        r = json.loads(f.read_text(encoding="utf-8"))
+        j = r["job"]
+        rows.append({"machine": j["machine"], "seed": j["seed"], "clips": j["n_train"],
+                     "sigma": r["knobs_effective"]["sigma"], "AE AUC": r["ae"]["hmean_auc"],
+                     "target": TARGETS[j["machine"]], "max - mean": r["gmm"]["max_minus_mean"],
+                     "finished": r.get("finished")})
+    table = pd.DataFrame(rows, columns=cols)
+    if table.empty:
+        return table
+    n_star = sat["n_star"] if sat else int(table["clips"].max())
+    offsets = {n: offsets_at(sat["curve"], n_star, n) for n in set(table["clips"])} if sat else {}
+    table["goal"] = [t if n == n_star else (t - offsets[n][m] if m in offsets.get(n, {}) else None)
+                     for m, n, t in zip(table["machine"], table["clips"], table["target"])]
+    order = {m: i for i, m in enumerate(MACHINE_TYPES)}
+    return (table.sort_values(["machine", "clips", "finished"], key=lambda c: c.map(order) if c.name == "machine" else c)
+            .reset_index(drop=True))
 
 
 def _shown(path: Path) -> str:

@@ -691,3 +691,45 @@ def plot_saturation(curve, targets: Mapping[str, float], *, caption: str, n_star
     ax.set_ylabel("AE AUC, hmean over sections 00-02 [%]")
     ax.legend(fontsize=7, ncol=2)
     return fig
+
+
+def plot_search(search, *, caption: str) -> Figure:
+    """The calibration search, one panel per machine type: AE AUC against the fault scale.
+
+    Hollow dots: trials at the smallest size (the bisection), with its goal dashed (the target
+    minus the saturation's offset); filled dots: trials at the largest size (n*), with the
+    real-data target solid.  Book: chapter 13.
+
+    Args:
+        search: rows ``machine, clips, sigma, AE AUC, target, goal`` (:func:`minasd.calibrate.store_view`).
+    """
+    machines = list(dict.fromkeys(search["machine"]))
+    if not machines:
+        raise ValueError("plot_search: no search trial to draw")
+    cols = min(4, len(machines))
+    rows = -(-len(machines) // cols)
+    fig, axes = _figure(caption, width=2.1 * cols + 0.6, height=2.2 * rows + 0.9, nrows=rows, ncols=cols,
+                        sharey=True)
+    small, large = int(search["clips"].min()), int(search["clips"].max())
+    for ax, machine in zip(axes.flat, machines):
+        part = search[search["machine"] == machine]
+        for n, filled in ((small, False), (large, True)):
+            at = part[part["clips"] == n].sort_values("sigma")
+            if at.empty:
+                continue
+            colour = "C1" if filled else "C0"
+            ax.plot(at["sigma"], at["AE AUC"], marker="o", ms=4, lw=0.8, color=colour,
+                    mfc=colour if filled else "white", label=f"{n} clips")
+            goal = at["goal"].dropna()
+            if len(goal):
+                ax.axhline(float(goal.iloc[0]), color=colour, ls="-" if filled else "--", lw=1)
+        if part[part["clips"] == large].empty or large == small:
+            ax.axhline(float(part["target"].iloc[0]), color="C1", ls="-", lw=1)
+        ax.set_title(machine, fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("fault scale sigma", fontsize=7)
+    for ax in list(axes.flat)[len(machines):]:
+        ax.set_axis_off()
+    axes[0, 0].set_ylabel("AE AUC, sections 00-02 [%]", fontsize=8)
+    axes[0, 0].legend(fontsize=6, loc="lower right")
+    return fig

@@ -206,3 +206,26 @@ def test_the_committed_calibration_store_reads_as_tables():
     assert sorted(view["baseline"]["machine"]) == sorted(MACHINE_TYPES)
     assert set(view["curve"]["machine"]) == set(MACHINE_TYPES) and view["saturation"]["n_star"] in set(view["curve"]["clips"])
     assert (view["baseline"]["target"] == view["baseline"]["machine"].map(calibrate.TARGETS)).all()
+    search = view["search"]  # the bisection's goal is the target minus the saturation's offset; at n*, the target
+    offsets = calibrate.offsets_at(view["saturation"]["curve"], view["saturation"]["n_star"], 60)
+    small = search[search["clips"] == 60]
+    assert not small.empty and set(small["seed"]) == {0}
+    assert list(small["goal"]) == pytest.approx([calibrate.TARGETS[m] - offsets[m] for m in small["machine"]])
+    at_star = search[search["clips"] == view["saturation"]["n_star"]]
+    assert list(at_star["goal"]) == list(at_star["target"]) and (search["sigma"] > 0).all()
+
+
+def test_plot_search_draws_one_panel_per_type_with_its_goal_and_target():
+    import pandas as pd
+
+    search = pd.DataFrame({"machine": ["fan"] * 3 + ["valve"] * 2, "clips": [60, 60, 500, 60, 60],
+                           "sigma": [0.5, 1.0, 0.8, 0.3, 0.2], "AE AUC": [60.0, 66.0, 67.0, 56.0, 54.0],
+                           "target": [67.2] * 3 + [54.4] * 2, "goal": [66.0, 66.0, 67.2, 48.5, 48.5]})
+    fig = viz.plot_search(search, caption=CAP)
+    _check(fig, 2)
+    fan, valve = fig.axes
+    levels = lambda ax: sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_label().startswith("_"))
+    assert levels(fan) == [66.0, 67.2]  # the bisection's goal (dashed) and the target at n* (solid)
+    assert levels(valve) == [48.5, 54.4]  # no trial at n* yet: the target is drawn all the same
+    with pytest.raises(ValueError, match="no search trial"):
+        viz.plot_search(search.iloc[:0], caption=CAP)
