@@ -955,9 +955,12 @@ def search_type(cfg: CalibConfig, machine: str, knobs: dict, goal: float, n_smal
 
     The bisection's best sigma is measured at n*; while that misses the target by more than
     :data:`REFINE_WITHIN` points, up to :data:`REFINE_STEPS` more sigmas are tried at n*
-    (:func:`refine_sigma`, with the slope of the small-size trials), and the one closest to the
-    target is chosen: the offset AUC(n*) - AUC(n_small) of the saturation stage was measured at
-    other knobs, so it is only a first guess.
+    (:func:`refine_sigma`), and the one closest to the target is chosen: the offset
+    AUC(n*) - AUC(n_small) of the saturation stage was measured at other knobs, so it is only a
+    first guess.  The first correction steps with the slope of the small-size trials; later ones
+    with the slope of the trials at n* (a secant step), since the AUC can rise faster with sigma at
+    n* than at the small size (ToyCar, 2026-12-08), where the small-size slope overshoots and
+    oscillates.
     """
     seed = _seeds(cfg, "search")[0]
 
@@ -973,7 +976,10 @@ def search_type(cfg: CalibConfig, machine: str, knobs: dict, goal: float, n_smal
                         "max_minus_mean": r["gmm"]["max_minus_mean"], "miss": r["ae"]["hmean_auc"] - TARGETS[machine]})
         if abs(at_star[-1]["miss"]) <= REFINE_WITHIN:
             break
-        nxt = refine_sigma(sigma, at_star[-1]["miss"], slope)
+        star = log_slope([{"sigma": t["sigma"], "auc": t["ae"]} for t in at_star])
+        used = star if star is not None and star > 1.0 else slope
+        at_star[-1]["next_slope"] = used
+        nxt = refine_sigma(sigma, at_star[-1]["miss"], used)
         if any(math.isclose(nxt, t["sigma"], rel_tol=1e-3) for t in at_star):
             break  # the bracket's end, or no move left
         sigma = nxt

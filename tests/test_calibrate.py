@@ -217,9 +217,11 @@ def test_bisect_sigma_approaches_the_goal_and_flags_a_goal_beyond_the_bracket():
     assert cal.bisect_sigma(auc, 1.0)["bracket_end"] == "lower"
 
 
-def _faked_search(tmp_path, monkeypatch, gain_at_n_star: float, knobs: dict) -> tuple[dict, dict]:
+def _faked_search(tmp_path, monkeypatch, gain_at_n_star: float, knobs: dict,
+                  slope_at_n_star: float = 10.0) -> tuple[dict, dict]:
     """run_search for fan with the generator and the measurement faked: AE AUC = 60 + 10 ln(sigma) at
-    60 clips and ``gain_at_n_star`` points more at n* = 500, while the saturation offset says 3.
+    60 clips and ``gain_at_n_star`` + ``slope_at_n_star`` ln(sigma) at n* = 500, while the saturation
+    offset says 3.
 
     Returns:
         (the search's result for fan, {data root: sigma it was made with}).
@@ -236,7 +238,8 @@ def _faked_search(tmp_path, monkeypatch, gain_at_n_star: float, knobs: dict) -> 
         (root / synth.MANIFEST_NAME).write_text("{}")
 
     def fake_measure(root, machine, seed, epochs, device):
-        auc = 60 + 10 * math.log(sigma_of_root[root]) + (gain_at_n_star if root.name.endswith("sweep") else 0.0)
+        large = root.name.endswith("sweep")
+        auc = 60 + (slope_at_n_star if large else 10) * math.log(sigma_of_root[root]) + (gain_at_n_star if large else 0.0)
         return {"ae": {"hmean_auc": auc}, "gmm": {"max_minus_mean": 1.0}, "wall_s": 0.0, "cpu_s": 0.0}
 
     monkeypatch.setattr(cal, "_make_set", fake_set)
@@ -271,6 +274,16 @@ def test_search_corrects_at_n_star_when_the_offset_was_wrong(tmp_path, monkeypat
     assert 2 <= len(found["trials_n_star"]) <= 1 + cal.REFINE_STEPS
     assert abs(found["at_n_star"]["ae"] - cal.TARGETS["fan"]) <= cal.REFINE_WITHIN
     assert found["sigma"] == min(found["trials_n_star"], key=lambda t: abs(t["miss"]))["sigma"]
+
+
+def test_later_corrections_at_n_star_use_the_slope_measured_there(tmp_path, monkeypatch):
+    # at n* the AUC rises three times as fast with ln(sigma) as at 60 clips: the small size's slope
+    # overshoots (ToyCar, 2026-12-08); the second correction takes the secant through the trials at n*
+    found, _ = _faked_search(tmp_path, monkeypatch, -10.0, {"types": {"fan": {"sigma": 1.0}}}, slope_at_n_star=30.0)
+    steps = found["trials_n_star"]
+    assert len(steps) == 3 and abs(steps[1]["miss"]) > cal.REFINE_WITHIN  # the first correction overshot
+    assert steps[0]["next_slope"] == pytest.approx(found["slope"]) and steps[1]["next_slope"] == pytest.approx(30.0, rel=1e-3)
+    assert abs(steps[2]["miss"]) < 0.05 and found["sigma"] == steps[2]["sigma"]  # sigma is kept to 4 decimals
 
 
 def test_saturation_sizes_up_to_500_share_one_base_set_and_1000_has_its_own():
