@@ -153,9 +153,10 @@ def test_sections_subset_and_identity(tmp_path):
 
 def test_knob_override_moves_faults_not_normals():
     kw = dict(seed=0, seconds=3.0, split="test_anomaly", index=2, generator="2.0")
-    n1 = synth.render_clip("fan", 0, **kw)[0]
+    unit = {"fan": {"sigma": 1.0}}  # explicit: the package's calibrated scale is whatever the calibration chose
+    n1 = synth.render_clip("fan", 0, knobs=unit, **kw)[0]
     n2 = synth.render_clip("fan", 0, knobs={"fan": {"sigma": 2.0}}, **kw)[0]
-    a1, i1 = synth.render_clip("fan", 0, "clogging", 0.5, **kw)
+    a1, i1 = synth.render_clip("fan", 0, "clogging", 0.5, knobs=unit, **kw)
     a2, i2 = synth.render_clip("fan", 0, "clogging", 0.5, knobs={"fan": {"sigma": 2.0}}, **kw)
     assert np.array_equal(n1, n2) and not np.array_equal(a1, a2)
     assert (i1["effective"], i2["effective"]) == (0.5, 1.0)
@@ -217,7 +218,8 @@ def test_rail_damage_knocks_at_a_fixed_stroke_phase():
 
 @pytest.mark.parametrize("kind", ["contamination_seat", "contamination_bounce", "contamination_damping"])
 def test_valve_contamination_changes_only_frames_near_transients(kind):
-    kw = dict(seed=0, seconds=5.0, split="test_anomaly", index=1, generator="2.0")
+    kw = dict(seed=0, seconds=5.0, split="test_anomaly", index=1, generator="2.0",
+              knobs={"valve": {"sigma": 1.0}})  # full-scale faults: the calibrated scale makes some rare
     trace: dict = {}
     normal, _ = synth.render_clip("valve", 0, trace=trace, **kw)
     faulty, _ = synth.render_clip("valve", 0, kind, 1.0, **kw)
@@ -236,18 +238,19 @@ def test_valve_contamination_changes_only_frames_near_transients(kind):
 def test_mixing_keeps_an_anomalous_clips_level_ratio(machine, kind):
     """No per-clip gain: a louder faulted machine stays louder by the same ratio after mixing."""
     kw = dict(seed=0, seconds=3.0, split="test_anomaly", index=5, generator="2.0")
-    knobs_t = synth_machines.load_knobs()[machine]
+    unit = {machine: {"sigma": 1.0}}  # full-scale faults, whatever scale the calibration chose
+    knobs_t = synth_machines.load_knobs(unit)[machine]
     n = 3 * SAMPLE_RATE
     x_n = synth_machines.machine_signal(machine, 0, None, None, 5, synth.clip_rng(0, machine, 0, "test_anomaly", 5),
                                         n, knobs_t)[0]
     x_a = synth_machines.machine_signal(machine, 0, kind, 1.0, 5, synth.clip_rng(0, machine, 0, "test_anomaly", 5),
                                         n, knobs_t)[0]
-    quiet = {machine: {"snr": 60}}  # scene 60 dB down: the mix is the machine part times the type's gain
+    quiet = {machine: {"snr": 60, "sigma": 1.0}}  # scene 60 dB down: the mix is the machine part times the type's gain
     w_n = synth.render_clip(machine, 0, knobs=quiet, **kw)[0]
     w_a = synth.render_clip(machine, 0, kind, 1.0, knobs=quiet, **kw)[0]
     ratio = synth._rms(x_a) / synth._rms(x_n)
     assert ratio > 1.1 and synth._rms(w_a) / synth._rms(w_n) == pytest.approx(ratio, rel=0.01)
     if synth_machines.MODELS_V2[machine].rule == "mimii":  # at the set's SNR: the noise cancels exactly
-        d = synth.render_clip(machine, 0, kind, 1.0, **kw)[0] - synth.render_clip(machine, 0, **kw)[0]
+        d = synth.render_clip(machine, 0, kind, 1.0, knobs=unit, **kw)[0] - synth.render_clip(machine, 0, knobs=unit, **kw)[0]
         g = synth_scenes.output_gain(machine, knobs_t)
         assert np.allclose(d, g * (x_a - x_n), atol=1e-5)
