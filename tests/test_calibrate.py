@@ -478,7 +478,9 @@ def test_the_stages_run_end_to_end_on_generator_2_and_the_report_freezes(tmp_pat
     for name in provenance.GENERATOR_FILES:
         shutil.copy(provenance.FROZEN_FILE.parent / name, pkg / name)
     start = tmp_path / "knobs_saturation.json"
-    shutil.copy(pkg / "synth_knobs.json", start)
+    knobs = json.loads((pkg / "synth_knobs.json").read_text())
+    knobs["types"]["valve"]["sigma"] = 1.0  # the saturation's start, whatever scale the package holds now
+    start.write_text(json.dumps(knobs))
     cfg = cal.CalibConfig(work=tmp_path / "work", store=tmp_path / "store", machine_types=("valve",), sizes=(4, 8),
                           jobs=1, ae_epochs=1, generator="2.0", knobs=start, knobs_out=pkg / "synth_knobs.json",
                           report=tmp_path / "report.json", data_size="tiny", workers=1)
